@@ -1,0 +1,393 @@
+/**
+ * The one definition of every message and body that crosses a boundary:
+ * device ↔ room ↔ dashboard over WebSocket, and the REST bodies of the Worker.
+ *
+ * Every side imports from here and parses with these schemas; nobody
+ * re-declares a message shape or casts `JSON.parse(...) as Message`.
+ *
+ * Frames are JSON text. A frame that does not parse, or parses to something
+ * no schema accepts, is answered with an `error` message and dropped.
+ */
+import { z } from "zod";
+
+// ---------------------------------------------------------------------------
+// Limits. Explicit so every edge enforces the same numbers.
+// ---------------------------------------------------------------------------
+
+export const LIMITS = {
+  /** Largest WebSocket frame the room will parse (bytes). A 500-reading batch is ~35 KB. */
+  maxFrameBytes: 64 * 1024,
+  /** Largest REST body (bytes), `POST /iot/data` included. */
+  maxBodyBytes: 256 * 1024,
+  /** Readings per batch frame or POST. The agent sends backlog in batches of at most this. */
+  maxBatch: 500,
+  /** Readings one `GET …/readings` answers at most. */
+  maxReadingsPage: 5000,
+  /** Plausible sensor range, °F or °C (TMP102: −55 °C … +150 °C ≈ −67 °F … 302 °F). */
+  minTemperature: -100,
+  maxTemperature: 400,
+} as const;
+
+// ---------------------------------------------------------------------------
+// Shared pieces
+// ---------------------------------------------------------------------------
+
+/** Device ids appear in URLs, room names and log lines: keep them boring. */
+export const DeviceId = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "device id: 1-64 of A-Z a-z 0-9 . _ - (not starting with . _ -)");
+export type DeviceId = z.infer<typeof DeviceId>;
+
+export const Scale = z.enum(["F", "C"]);
+export type Scale = z.infer<typeof Scale>;
+
+/** Sequence numbers: positive, persisted by the agent, monotonic per stream. */
+export const Seq = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** Epoch milliseconds; bounded so a garbage clock cannot poison ordering or retention. */
+export const Timestamp = z.number().int().min(0).max(8_640_000_000_000);
+
+export const Reading = z.strictObject({
+  seq: Seq,
+  ts: Timestamp,
+  temperature: z.number().finite().min(LIMITS.minTemperature).max(LIMITS.maxTemperature),
+  scale: Scale,
+});
+export type Reading = z.infer<typeof Reading>;
+
+export const ReadingBatch = z.array(Reading).min(1).max(LIMITS.maxBatch);
+
+/** Ids the dashboard makes for commands (crypto.randomUUID() or similar). */
+export const CommandId = z.string().regex(/^[A-Za-z0-9_-]{8,64}$/, "command id: 8-64 of A-Z a-z 0-9 _ -");
+
+/** Sample interval in ms: 100 ms … 1 h. */
+export const IntervalMs = z.number().int().min(100).max(3_600_000);
+
+const ScaleCommand = z.strictObject({ cmd: z.literal("scale"), scale: Scale });
+const IntervalCommand = z.strictObject({ cmd: z.literal("interval"), intervalMs: IntervalMs });
+
+/** What a command asks for. A discriminated union so new commands slot in. */
+export const CommandBody = z.discriminatedUnion("cmd", [ScaleCommand, IntervalCommand]);
+export type CommandBody = z.infer<typeof CommandBody>;
+
+export const CommandStatus = z.enum(["queued", "delivered", "applied", "failed", "timed-out"]);
+export type CommandStatus = z.infer<typeof CommandStatus>;
+export const FINAL_COMMAND_STATUSES: readonly CommandStatus[] = ["applied", "failed", "timed-out"];
+
+export const CommandRecord = z.strictObject({
+  id: CommandId,
+  command: CommandBody,
+  status: CommandStatus,
+  error: z.string().max(500).optional(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+export type CommandRecord = z.infer<typeof CommandRecord>;
+
+/** The device-shadow halves: what the operator wants, and what the device says it has. */
+export const DesiredState = z.strictObject({
+  scale: Scale,
+  intervalMs: IntervalMs,
+});
+export type DesiredState = z.infer<typeof DesiredState>;
+
+export const ReportedState = z.strictObject({
+  scale: Scale,
+  intervalMs: IntervalMs,
+  fw: z.string().max(32),
+  ip: z.string().max(64).optional(),
+  sensor: z.string().max(32),
+  /** I2C errors since the agent started; a health signal for the dashboard. */
+  sensorErrors: z.number().int().min(0).optional(),
+  /** Readings dropped by the agent's outbox drop-oldest policy since it was created. */
+  dropped: z.number().int().min(0).optional(),
+});
+export type ReportedState = z.infer<typeof ReportedState>;
+
+/** One device as the fleet view and `GET /api/devices` show it. */
+export const DeviceSummary = z.strictObject({
+  id: DeviceId,
+  online: z.boolean(),
+  lastSeen: Timestamp.nullable(),
+  ip: z.string().nullable(),
+  fw: z.string().nullable(),
+  scale: Scale.nullable(),
+  temperature: z.number().nullable(),
+  readingTs: Timestamp.nullable(),
+  lastSeq: z.number().int().nullable(),
+  registeredAt: Timestamp,
+});
+export type DeviceSummary = z.infer<typeof DeviceSummary>;
+
+/** A room's full state, as `GET /api/devices/:id` and a dashboard's `snapshot` show it. */
+export const DeviceState = z.strictObject({
+  id: DeviceId,
+  online: z.boolean(),
+  lastSeen: Timestamp.nullable(),
+  desired: DesiredState,
+  reported: ReportedState.nullable(),
+  /** Highest seq stored with none missing below it (what the device was acked). */
+  ackedSeq: z.number().int().min(0),
+  /** Readings the room knows were lost (agent drop policy, or gaps skipped on its say-so). */
+  lost: z.number().int().min(0),
+  stored: z.number().int().min(0),
+  commands: z.array(CommandRecord),
+});
+export type DeviceState = z.infer<typeof DeviceState>;
+
+// ---------------------------------------------------------------------------
+// Device → room
+// ---------------------------------------------------------------------------
+
+/**
+ * First frame on every device connection. `stream` names the agent's outbox
+ * (random, made with it); `oldest` is the lowest seq still in the outbox (or
+ * next seq when empty). Together they let the room tell "readings are still
+ * coming" from "readings were dropped by policy" or "the agent was reset".
+ */
+export const DeviceHello = z.strictObject({
+  type: z.literal("hello"),
+  stream: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
+  oldest: Seq,
+  state: ReportedState,
+});
+
+export const DeviceReadings = z.strictObject({
+  type: z.literal("readings"),
+  readings: ReadingBatch,
+});
+
+/** The agent's answer to a command: applied, or failed with a reason. */
+export const DeviceCommandResult = z.strictObject({
+  type: z.literal("result"),
+  id: CommandId,
+  ok: z.boolean(),
+  error: z.string().max(500).optional(),
+  state: ReportedState.optional(),
+});
+
+/** Reported state changed outside a command (sensor errors, desired state applied on reconnect). */
+export const DeviceReport = z.strictObject({
+  type: z.literal("report"),
+  state: ReportedState,
+});
+
+export const DeviceMessage = z.discriminatedUnion("type", [
+  DeviceHello,
+  DeviceReadings,
+  DeviceCommandResult,
+  DeviceReport,
+]);
+export type DeviceMessage = z.infer<typeof DeviceMessage>;
+
+/**
+ * Heartbeat. Sent as this exact text and answered with PONG by the runtime
+ * itself (Durable Object WebSocket auto-response), so it never wakes a
+ * hibernating room; the room reads the time of the last one for presence.
+ */
+export const PING = '{"type":"ping"}';
+export const PONG = '{"type":"pong"}';
+
+// ---------------------------------------------------------------------------
+// Room → device
+// ---------------------------------------------------------------------------
+
+/** Every seq ≤ `seq` is stored; the agent may prune them. */
+export const AckMessage = z.strictObject({ type: z.literal("ack"), seq: z.number().int().min(0) });
+
+/** Desired state, sent on connect and whenever it changes. */
+export const DesiredMessage = z.strictObject({ type: z.literal("desired"), state: DesiredState });
+
+/** A command to apply; answer with `result`. */
+export const CommandMessage = z.strictObject({
+  type: z.literal("command"),
+  id: CommandId,
+  command: CommandBody,
+});
+
+export const ErrorMessage = z.strictObject({
+  type: z.literal("error"),
+  code: z.string(),
+  message: z.string(),
+});
+export type ErrorMessage = z.infer<typeof ErrorMessage>;
+
+export const ToDeviceMessage = z.discriminatedUnion("type", [
+  AckMessage,
+  DesiredMessage,
+  CommandMessage,
+  ErrorMessage,
+]);
+export type ToDeviceMessage = z.infer<typeof ToDeviceMessage>;
+
+// ---------------------------------------------------------------------------
+// Dashboard → room
+// ---------------------------------------------------------------------------
+
+export const DashboardCommand = z.strictObject({
+  type: z.literal("command"),
+  id: CommandId,
+  command: CommandBody,
+});
+
+export const DashboardMessage = z.discriminatedUnion("type", [DashboardCommand]);
+export type DashboardMessage = z.infer<typeof DashboardMessage>;
+
+// ---------------------------------------------------------------------------
+// Room → dashboard
+// ---------------------------------------------------------------------------
+
+/** On connect: the whole state and the latest readings, so a page never starts empty. */
+export const SnapshotMessage = z.strictObject({
+  type: z.literal("snapshot"),
+  state: DeviceState,
+  readings: z.array(Reading),
+});
+
+/** Newly stored readings, in seq order (live ones, and backfill as it arrives). */
+export const ReadingsMessage = z.strictObject({
+  type: z.literal("readings"),
+  readings: z.array(Reading),
+});
+
+export const PresenceMessage = z.strictObject({
+  type: z.literal("presence"),
+  online: z.boolean(),
+  lastSeen: Timestamp.nullable(),
+});
+
+export const StateMessage = z.strictObject({
+  type: z.literal("state"),
+  desired: DesiredState,
+  reported: ReportedState.nullable(),
+});
+
+export const CommandUpdateMessage = z.strictObject({
+  type: z.literal("command-status"),
+  command: CommandRecord,
+});
+
+export const ToDashboardMessage = z.discriminatedUnion("type", [
+  SnapshotMessage,
+  ReadingsMessage,
+  PresenceMessage,
+  StateMessage,
+  CommandUpdateMessage,
+  ErrorMessage,
+]);
+export type ToDashboardMessage = z.infer<typeof ToDashboardMessage>;
+
+// ---------------------------------------------------------------------------
+// Fleet registry → dashboard (`/parties/fleet/main`)
+// ---------------------------------------------------------------------------
+
+export const FleetSnapshotMessage = z.strictObject({
+  type: z.literal("fleet"),
+  devices: z.array(DeviceSummary),
+});
+export const FleetDeviceMessage = z.strictObject({
+  type: z.literal("device"),
+  device: DeviceSummary,
+});
+export const ToFleetDashboardMessage = z.discriminatedUnion("type", [FleetSnapshotMessage, FleetDeviceMessage]);
+export type ToFleetDashboardMessage = z.infer<typeof ToFleetDashboardMessage>;
+
+// ---------------------------------------------------------------------------
+// REST bodies and answers
+// ---------------------------------------------------------------------------
+
+/** `GET /iot/config` answer: the legacy fields, then the device's configuration. */
+export const IotConfigResponse = z.object({
+  message: z.literal("IoT Configuration"),
+  iotip: z.string(),
+  ts: Timestamp,
+  id: DeviceId,
+  config: z.strictObject({
+    scale: Scale,
+    intervalMs: z.number().int(),
+    heartbeatMs: z.number().int(),
+    /** Path of the device's WebSocket, relative to the endpoint. */
+    socketPath: z.string(),
+    fw: z.string(),
+  }),
+});
+export type IotConfigResponse = z.infer<typeof IotConfigResponse>;
+
+export const IotUpdateResponse = z.object({
+  message: z.literal("IoT Update"),
+  current: z.string(),
+  update: z.strictObject({ version: z.string(), url: z.string().nullable() }).nullable(),
+});
+export type IotUpdateResponse = z.infer<typeof IotUpdateResponse>;
+
+/** `POST /iot/data`: the legacy loopback body, or a batch of readings. */
+export const IotLegacyData = z.strictObject({ iot: z.union([z.number(), z.string().max(64)]) });
+export const IotReadingsData = z.strictObject({ readings: ReadingBatch });
+export const IotDataBody = z.union([IotLegacyData, IotReadingsData]);
+
+export const ReadingsQuery = z.strictObject({
+  after: z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+  since: z.coerce.number().int().min(0).max(8_640_000_000_000).optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.maxReadingsPage).default(1000),
+});
+export type ReadingsQuery = z.infer<typeof ReadingsQuery>;
+
+/** `POST /api/devices/:id/commands`: `{cmd: "scale", scale: "C"}`, the id optional (the room makes one). */
+export const CommandRequest = z.discriminatedUnion("cmd", [
+  ScaleCommand.extend({ id: CommandId.optional() }),
+  IntervalCommand.extend({ id: CommandId.optional() }),
+]);
+export type CommandRequest = z.infer<typeof CommandRequest>;
+
+export const ApiError = z.strictObject({
+  error: z.strictObject({ code: z.string(), message: z.string() }),
+});
+export type ApiError = z.infer<typeof ApiError>;
+
+// ---------------------------------------------------------------------------
+// Helpers every side uses
+// ---------------------------------------------------------------------------
+
+/** Parse a WebSocket frame: size-check, JSON-parse, then validate. Never throws. */
+export function parseFrame<T extends z.ZodType>(
+  schema: T,
+  raw: string | ArrayBuffer | ArrayBufferView,
+): { ok: true; value: z.infer<T> } | { ok: false; error: ErrorMessage } {
+  if (typeof raw !== "string") {
+    return { ok: false, error: errorMessage("binary_unsupported", "frames are JSON text; binary frames are not accepted") };
+  }
+  // Length in UTF-16 units ≤ bytes for UTF-8 text, so this is a lower bound; good enough as a cheap guard.
+  if (raw.length > LIMITS.maxFrameBytes) {
+    return { ok: false, error: errorMessage("frame_too_large", `frame exceeds ${LIMITS.maxFrameBytes} bytes`) };
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, error: errorMessage("invalid_json", "frame is not valid JSON") };
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    return { ok: false, error: errorMessage("invalid_message", describeIssues(parsed.error)) };
+  }
+  return { ok: true, value: parsed.data };
+}
+
+export function errorMessage(code: string, message: string): ErrorMessage {
+  return { type: "error", code, message };
+}
+
+/** A short human sentence from zod issues: `readings.0.seq: Too small…; type: …`. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((i) => `${i.path.length ? i.path.join(".") : "(root)"}: ${i.message}`)
+    .join("; ")
+    .slice(0, 500);
+}
+
+/** Fahrenheit ↔ Celsius, rounded to 2 decimals as the legacy log line shows them. */
+export function convert(temperature: number, from: Scale, to: Scale): number {
+  if (from === to) return temperature;
+  return to === "F" ? (temperature * 9) / 5 + 32 : ((temperature - 32) * 5) / 9;
+}

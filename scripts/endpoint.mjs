@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// `npm run endpoint`: the endpoint alone under wrangler dev (embedded workerd,
+// state on disk), with nothing that needs the internet.
+//
+//   PORT       port to listen on (default 8787)
+//   HOST       address to bind (default 127.0.0.1; 0.0.0.0 for the LAN / a container)
+//   STATE_DIR  where rooms keep their SQLite state (default .wrangler/state)
+//   DEV_VARS   the secrets file (default .dev.vars, created on first run)
+import { spawn, spawnSync } from "node:child_process";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { ensureDevVars } from "./lib/dev-vars.mjs";
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const port = process.env.PORT || "8787";
+const host = process.env.HOST || "127.0.0.1";
+const stateDir = resolve(root, process.env.STATE_DIR || ".wrangler/state");
+const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
+
+ensureDevVars(devVars);
+if (process.env.SKIP_BUILD !== "1") {
+  const built = spawnSync(process.execPath, [join(root, "dashboard/build.mjs")], { stdio: "inherit" });
+  if (built.status !== 0) process.exit(built.status ?? 1);
+}
+
+const args = [
+  join(root, "node_modules/wrangler/bin/wrangler.js"),
+  "dev",
+  "--port", port,
+  "--ip", host,
+  "--persist-to", stateDir,
+  "--env-file", devVars,
+  "--show-interactive-dev-session=false",
+  ...process.argv.slice(2),
+];
+const child = spawn(process.execPath, args, {
+  cwd: root,
+  stdio: "inherit",
+  env: {
+    ...process.env,
+    // No telemetry, no request.cf download: these machines (and many LANs) have no internet.
+    WRANGLER_SEND_METRICS: "false",
+    CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  },
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.on(signal, () => child.kill(signal));
+}
+child.on("exit", (code, signal) => process.exit(code ?? (signal ? 0 : 1)));

@@ -1,0 +1,58 @@
+/**
+ * Test projects:
+ *  - workerd: the Worker and the rooms, inside the real workerd runtime (Workers vitest integration);
+ *  - node:    the device agent and the dashboard's view logic, in Node 22;
+ *  - e2e:     the real endpoint process (`npm run endpoint`) spoken to over real sockets.
+ */
+import { cloudflareTest } from "@cloudflare/vitest-plugin";
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    projects: [
+      {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: "./wrangler.toml" },
+            miniflare: {
+              // Test-only values: short timeouts so presence and command time-outs happen in a test's time.
+              bindings: {
+                SESSION_SECRET: "test-only-session-secret-0123456789abcdef",
+                HEARTBEAT_MS: "300",
+                HEARTBEAT_TIMEOUT_MS: "900",
+                COMMAND_TIMEOUT_MS: "800",
+                FLEET_PUSH_MS: "0",
+                LOG_READINGS: "false",
+              },
+            },
+          }),
+        ],
+        test: {
+          name: "workerd",
+          include: ["test/workerd/**/*.test.ts"],
+          setupFiles: ["test/workerd/setup.ts"],
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: "node",
+          include: ["test/node/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 20_000,
+        },
+      },
+      {
+        test: {
+          name: "e2e",
+          include: ["test/e2e/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          hookTimeout: 120_000,
+          // One endpoint process at a time: these machines have two cores.
+          fileParallelism: false,
+        },
+      },
+    ],
+  },
+});

@@ -1,0 +1,24 @@
+/**
+ * The endpoint: a Hono app in a Cloudflare Worker. REST routes for devices
+ * and the dashboard, WebSocket upgrades routed to one Durable Object room per
+ * device, and the dashboard's static assets (served by Workers static assets
+ * before this code runs, except under /api, /iot and /parties).
+ */
+import { Hono } from "hono";
+import type { AppEnv } from "./env";
+import { notFound, onError } from "./errors";
+import { api } from "./routes/api";
+import { iot } from "./routes/iot";
+import { parties } from "./routes/parties";
+
+export { DeviceRoom } from "../party/device-room";
+export { FleetRegistry } from "../party/fleet";
+
+export const app = new Hono<AppEnv>()
+  .route("/iot", iot)
+  .route("/api", api)
+  .route("/parties", parties)
+  .notFound(notFound)
+  .onError(onError);
+
+export default app satisfies ExportedHandler<Env>;

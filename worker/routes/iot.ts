@@ -1,0 +1,107 @@
+/**
+ * The legacy device routes, byte-compatible with the old Express endpoint so
+ * old devices and scripts keep working:
+ *
+ *   GET  /iot/config   registration (header x-iot-ip) → configuration
+ *   GET  /iot/update   firmware check
+ *   POST /iot/data     legacy loopback `{iot: ts}`, or a batch of readings
+ */
+import { Hono } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { z } from "zod";
+import {
+  DeviceId,
+  IotDataBody,
+  LIMITS,
+  type IotConfigResponse,
+  type IotUpdateResponse,
+} from "../../party/protocol";
+import { roomSettings } from "../../party/settings";
+import { fleet, room, type AppEnv } from "../env";
+import { ApiError } from "../errors";
+import { validate, validateJson } from "../validate";
+
+/** IPv4 dotted quad, or an IPv6 address (hex groups, `::`, optional zone-less v4 tail). */
+const IpAddress = z.union([z.ipv4(), z.ipv6()]);
+
+const DeviceHeaders = z.object({
+  "x-iot-ip": IpAddress.optional(),
+  "x-iot-id": DeviceId.optional(),
+});
+
+/**
+ * The device this request speaks for. Old devices send only their address, so
+ * without `x-iot-id` the id is derived from it (`iot-192-168-1-19`).
+ */
+function deviceId(headers: z.infer<typeof DeviceHeaders>): string | undefined {
+  return headers["x-iot-id"] ?? (headers["x-iot-ip"] && `iot-${headers["x-iot-ip"].replace(/[.:]/g, "-")}`.slice(0, 64));
+}
+
+export const iot = new Hono<AppEnv>()
+  .get("/config", validate("header", DeviceHeaders), async (c) => {
+    const headers = c.req.valid("header");
+    const ip = headers["x-iot-ip"];
+    if (!ip) throw new ApiError(400, "missing_header", "header x-iot-ip (the device's LAN address) is required");
+    const id = deviceId(headers)!;
+    await fleet(c.env).register(id, ip);
+    const desired = await (await room(c.env, id)).register(ip);
+    const settings = roomSettings(c.env);
+    return c.json({
+      message: "IoT Configuration",
+      iotip: ip,
+      ts: Date.now(),
+      id,
+      config: {
+        scale: desired.scale,
+        intervalMs: desired.intervalMs,
+        heartbeatMs: settings.heartbeatMs,
+        socketPath: `/parties/device/${id}`,
+        fw: c.env.FIRMWARE_VERSION,
+      },
+    } satisfies IotConfigResponse);
+  })
+  .get(
+    "/update",
+    validate("query", z.object({ version: z.string().regex(/^\d+\.\d+\.\d+$/, "version: MAJOR.MINOR.PATCH").optional() })),
+    (c) => {
+      const current = c.env.FIRMWARE_VERSION;
+      const { version } = c.req.valid("query");
+      const newer = version !== undefined && compareVersions(current, version) > 0;
+      return c.json({
+        message: "IoT Update",
+        current,
+        update: newer ? { version: current, url: c.env.FIRMWARE_URL || null } : null,
+      } satisfies IotUpdateResponse);
+    },
+  )
+  .post(
+    "/data",
+    bodyLimit({
+      maxSize: LIMITS.maxBodyBytes,
+      onError: () => {
+        throw new ApiError(413, "payload_too_large", `body exceeds ${LIMITS.maxBodyBytes} bytes`);
+      },
+    }),
+    validate("header", DeviceHeaders),
+    validateJson(IotDataBody),
+    async (c) => {
+      const body = c.req.valid("json");
+      if ("iot" in body) return c.json({ message: `POST loopback ${body.iot}` });
+      const id = deviceId(c.req.valid("header"));
+      if (!id) throw new ApiError(400, "missing_header", "a batch of readings needs header x-iot-id (or x-iot-ip)");
+      if (!(await fleet(c.env).get(id))) throw new ApiError(404, "unknown_device", `device ${id} has not registered`);
+      const result = await (await room(c.env, id)).ingest(body.readings);
+      return c.json({ message: `POST loopback ${body.readings.length} readings`, ...result });
+    },
+  );
+
+/** Semver-ish MAJOR.MINOR.PATCH comparison: >0 when a is newer. */
+export function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
