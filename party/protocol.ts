@@ -8,7 +8,7 @@
  * Frames are JSON text. A frame that does not parse, or parses to something
  * no schema accepts, is answered with an `error` message and dropped.
  */
-import { z } from "zod";
+import * as z from "zod";
 
 // ---------------------------------------------------------------------------
 // Limits. Explicit so every edge enforces the same numbers.
