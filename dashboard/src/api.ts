@@ -1,0 +1,82 @@
+/**
+ * The REST calls the dashboard makes, each answer parsed with a schema.
+ * A 401 anywhere means the session is gone: it is reported once through
+ * `onUnauthorized` (the app shows the sign-in form) and thrown as `Unauthorized`.
+ */
+import * as z from "zod";
+import { ApiError, LIMITS, Reading } from "../../party/protocol";
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+export class Unauthorized extends HttpError {}
+
+let unauthorizedHandler: () => void = () => {};
+/** Called whenever the endpoint answers 401: the app drops back to the sign-in form. */
+export function onUnauthorized(handler: () => void): void {
+  unauthorizedHandler = handler;
+}
+
+async function request<T extends z.ZodType>(path: string, schema: T, init: RequestInit = {}): Promise<z.infer<T>> {
+  const res = await fetch(path, {
+    credentials: "same-origin",
+    ...init,
+    headers: { accept: "application/json", ...(init.body ? { "content-type": "application/json" } : {}), ...init.headers },
+  });
+  const json: unknown = await res.json().catch(() => null);
+  if (!res.ok) {
+    const err = ApiError.safeParse(json);
+    const code = err.success ? err.data.error.code : "http_error";
+    const message = err.success ? err.data.error.message : `${path} answered ${res.status}`;
+    if (res.status === 401) {
+      unauthorizedHandler();
+      throw new Unauthorized(401, code, message);
+    }
+    throw new HttpError(res.status, code, message);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) throw new HttpError(res.status, "bad_answer", `${path}: the answer did not match its schema`);
+  return parsed.data;
+}
+
+/**
+ * `POST /api/tickets` answer. The Worker builds it inline (worker/routes/api.ts),
+ * so it has no schema in party/protocol.ts; this is its one declaration on the client.
+ */
+const TicketAnswer = z.object({ ticket: z.string(), expiresAt: z.number(), path: z.string().startsWith("/") });
+export type TicketAnswer = z.infer<typeof TicketAnswer>;
+
+export type TicketTarget = { device: string } | { fleet: true };
+
+/** A one-use, 60-second ticket to open a socket; fetched anew for every (re)connect. */
+export function fetchTicket(target: TicketTarget): Promise<TicketAnswer> {
+  return request("/api/tickets", TicketAnswer, { method: "POST", body: JSON.stringify(target) });
+}
+
+const ReadingsAnswer = z.object({ readings: z.array(Reading) });
+
+/** Pages of history beyond which we stop: an hour at 10 Hz is 36,000 readings, which is plenty for a chart. */
+const MAX_HISTORY_PAGES = 8;
+
+/**
+ * Readings of device `id` with seq > `after` and ts ≥ `since`, in seq order,
+ * following pages until the room has no more (or MAX_HISTORY_PAGES).
+ */
+export async function fetchReadings(id: string, opts: { since: number; after?: number }): Promise<Reading[]> {
+  const all: Reading[] = [];
+  let after = opts.after ?? 0;
+  for (let page = 0; page < MAX_HISTORY_PAGES; page++) {
+    const query = new URLSearchParams({ since: String(Math.floor(opts.since)), after: String(after), limit: String(LIMITS.maxReadingsPage) });
+    const { readings } = await request(`/api/devices/${encodeURIComponent(id)}/readings?${query}`, ReadingsAnswer);
+    all.push(...readings);
+    if (readings.length < LIMITS.maxReadingsPage) break;
+    after = readings[readings.length - 1]!.seq;
+  }
+  return all;
+}

@@ -1,0 +1,229 @@
+/**
+ * The dashboard: sign in if the endpoint asks for it, then the fleet beside
+ * the selected device. `/` shows the fleet and picks a device to watch;
+ * `/devices/<id>` shows that one.
+ */
+import "./styles.css";
+import { ToFleetDashboardMessage } from "../../party/protocol";
+import { onUnauthorized } from "./api";
+import { h, setAttr, setText } from "./dom";
+import { DeviceView } from "./device-view";
+import { FleetView } from "./fleet-view";
+import { devicePath, parseRoute, startRouter, type Route } from "./router";
+import { canCommand, describeSession, loadSession, login, logout, SessionUnavailable, type Session } from "./session";
+import { openRoomSocket, type ConnectionState, type RoomSocket } from "./socket";
+
+const root = document.getElementById("app")!;
+const connectionEl = document.getElementById("connection")!;
+const whoEl = document.getElementById("who")!;
+const signOutButton = document.getElementById("sign-out") as HTMLButtonElement;
+
+/** The whole signed-in app; torn down on sign-out or when the session expires. */
+class Dashboard {
+  readonly #session: Session;
+  readonly #fleet = new FleetView();
+  readonly #main = h("main", { id: "main", class: "main", tabindex: "-1" });
+  readonly #fleetSocket: RoomSocket;
+  readonly #clock: ReturnType<typeof setInterval>;
+  #fleetLoaded = false;
+  #route: Route = { view: "fleet" };
+  #device: DeviceView | null = null;
+  #connections: { fleet: ConnectionState; device: ConnectionState | null } = { fleet: { kind: "connecting" }, device: null };
+
+  constructor(session: Session, route: Route) {
+    this.#session = session;
+    this.#route = route;
+    root.replaceChildren(h("div", { class: "layout" }, this.#fleet.el, this.#main));
+    this.#fleetSocket = openRoomSocket({
+      target: { fleet: true },
+      schema: ToFleetDashboardMessage,
+      onMessage: (msg) => {
+        if (msg.type === "fleet") {
+          this.#fleetLoaded = true;
+          this.#fleet.setAll(msg.devices);
+        } else {
+          this.#fleet.upsert(msg.device);
+        }
+        this.#show();
+      },
+      onState: (state) => {
+        this.#connections.fleet = state;
+        this.#renderConnection();
+      },
+      onBadFrame: (reason) => console.warn(`fleet: dropped a frame that did not parse (${reason})`),
+    });
+    this.#clock = setInterval(() => this.#fleet.tick(), 1000);
+    this.#show();
+  }
+
+  setRoute(route: Route): void {
+    this.#route = route;
+    this.#show();
+  }
+
+  close(): void {
+    clearInterval(this.#clock);
+    this.#fleetSocket.close();
+    this.#device?.close();
+    this.#device = null;
+  }
+
+  /** Decide what the main area shows for the current route and fleet. */
+  #show(): void {
+    let id = this.#route.view === "device" ? this.#route.id : null;
+    if (!id && this.#fleetLoaded && this.#fleet.devices.size > 0) {
+      // `/` with devices: watch one (an online one if any), and say so in the URL so it can be shared.
+      const all = [...this.#fleet.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
+      id = (all.find((d) => d.online) ?? all[0])!.id;
+      router.go(devicePath(id), true);
+      return;
+    }
+    this.#fleet.select(id);
+    document.title = id ? `${id} · IoT Dashboard` : "IoT Dashboard";
+    if (id && this.#device?.el.dataset.device === id) return;
+    this.#device?.close();
+    this.#device = null;
+    this.#connections.device = null;
+    if (id) {
+      this.#device = new DeviceView({
+        id,
+        canCommand: canCommand(this.#session),
+        onConnection: (state) => {
+          this.#connections.device = state;
+          this.#renderConnection();
+        },
+      });
+      this.#main.replaceChildren(this.#device.el);
+    } else if (!this.#fleetLoaded) {
+      this.#main.replaceChildren(h("p", { class: "loading" }, "Loading the fleet…"));
+    } else {
+      // The old dashboard's words, so people who knew it recognise the state.
+      this.#main.replaceChildren(
+        h(
+          "div",
+          { class: "awaiting", role: "status" },
+          h("span", { class: "spinner", "aria-hidden": "true" }),
+          h("p", {}, "Awaiting IoT Endpoint Registration ..."),
+          h("p", { class: "hint" }, "Start a device (", h("code", {}, "npm run device -- --simulate"), ") and it appears here."),
+        ),
+      );
+    }
+    this.#renderConnection();
+  }
+
+  /** One indicator for the page: the worse of the fleet socket and the device socket. */
+  #renderConnection(): void {
+    const states = [this.#connections.fleet, this.#connections.device].filter((s): s is ConnectionState => s !== null);
+    const stopped = states.find((s) => s.kind === "stopped");
+    const reconnecting = states.filter((s) => s.kind === "reconnecting");
+    let text = "Connected";
+    let kind: ConnectionState["kind"] = "connected";
+    if (stopped) {
+      kind = "stopped";
+      text = "Disconnected";
+    } else if (reconnecting.length) {
+      kind = "reconnecting";
+      text = `Reconnecting (attempt ${Math.max(...reconnecting.map((s) => (s.kind === "reconnecting" ? s.attempt : 0)))})`;
+    } else if (states.some((s) => s.kind === "connecting")) {
+      kind = "connecting";
+      text = "Connecting…";
+    }
+    setText(connectionEl, text);
+    setAttr(connectionEl, "data-state", kind);
+  }
+}
+
+// -----------------------------------------------------------------------------
+// Boot: find out who we are, then sign in or start.
+// -----------------------------------------------------------------------------
+
+let app: Dashboard | null = null;
+let route: Route = parseRoute(location.pathname);
+const router = startRouter((next) => {
+  route = next;
+  app?.setRoute(next);
+});
+
+function start(session: Session): void {
+  app?.close();
+  signInError = null;
+  setText(whoEl, describeSession(session));
+  signOutButton.hidden = session.kind !== "signed-in";
+  app = new Dashboard(session, route);
+}
+
+/** Set while the sign-in form is up, so a burst of 401s (two sockets, a history fetch) shows it once. */
+let signInError: HTMLElement | null = null;
+
+function showSignIn(message = ""): void {
+  if (signInError) {
+    setText(signInError, message);
+    return;
+  }
+  app?.close();
+  app = null;
+  setText(whoEl, "");
+  signOutButton.hidden = true;
+  setText(connectionEl, "Signed out");
+  setAttr(connectionEl, "data-state", "stopped");
+  const error = h("p", { class: "form-error", role: "alert", id: "sign-in-error" }, message);
+  signInError = error;
+  const input = h("input", {
+    id: "token",
+    name: "token",
+    type: "password",
+    required: true,
+    autocomplete: "current-password",
+    "aria-describedby": "token-help sign-in-error",
+  });
+  const submit = h("button", { type: "submit" }, "Sign in");
+  const form = h(
+    "form",
+    { class: "card sign-in", "aria-labelledby": "sign-in-title" },
+    h("h1", { id: "sign-in-title" }, "Sign in"),
+    h("label", { for: "token" }, "Access token"),
+    input,
+    h("p", { id: "token-help", class: "hint" }, "The operator or viewer token for this endpoint (locally: ADMIN_TOKEN in .dev.vars)."),
+    error,
+    submit,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    submit.disabled = true;
+    setText(error, "");
+    try {
+      const result = await login(input.value);
+      if (result.ok) start(result.session);
+      else setText(error, result.message);
+    } catch {
+      setText(error, "The endpoint could not be reached. Try again in a moment.");
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  root.replaceChildren(h("main", { class: "main centered" }, form));
+  input.focus();
+}
+
+async function boot(): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const session = await loadSession();
+      if (session.kind === "signed-out") showSignIn();
+      else start(session);
+      return;
+    } catch (err) {
+      if (!(err instanceof SessionUnavailable)) throw err;
+      setText(connectionEl, `Endpoint unreachable, retrying (attempt ${attempt})`);
+      setAttr(connectionEl, "data-state", "reconnecting");
+      await new Promise((r) => setTimeout(r, Math.min(1000 * attempt, 10_000)));
+    }
+  }
+}
+
+onUnauthorized(() => showSignIn("Your session has ended. Sign in again."));
+signOutButton.addEventListener("click", async () => {
+  await logout();
+  showSignIn();
+});
+void boot();

@@ -1,0 +1,88 @@
+/**
+ * A room socket that reconnects by itself (partysocket's ReconnectingWebSocket)
+ * and opens every attempt with a fresh ticket: tickets are one-use and live
+ * 60 s, so the URL is an async provider that asks `POST /api/tickets` each time
+ * and uses the path the ticket names. Every incoming frame is parsed with its
+ * schema from party/protocol.ts; a frame that does not parse is reported, not
+ * guessed at.
+ */
+import { WebSocket as ReconnectingWebSocket } from "partysocket";
+import type { z } from "zod";
+import { parseFrame, type DashboardMessage } from "../../party/protocol";
+import { fetchTicket, HttpError, type TicketTarget } from "./api";
+
+export type ConnectionState =
+  | { kind: "connecting" }
+  | { kind: "connected" }
+  | { kind: "reconnecting"; attempt: number }
+  /** Will not retry: the session ended (401), or the device does not exist (404). */
+  | { kind: "stopped"; reason: string };
+
+export type RoomSocket = {
+  /** True when the frame went out now; false when the socket is not open (nothing is queued). */
+  send(msg: DashboardMessage): boolean;
+  close(): void;
+};
+
+export function openRoomSocket<T extends z.ZodType>(opts: {
+  target: TicketTarget;
+  schema: T;
+  onMessage(msg: z.infer<T>): void;
+  onState(state: ConnectionState): void;
+  /** A frame that failed its schema: a bug on one side, worth a warning, never a crash. */
+  onBadFrame?(reason: string): void;
+}): RoomSocket {
+  let stopped = false;
+  const stop = (reason: string) => {
+    if (stopped) return;
+    stopped = true;
+    socket.close(1000, reason);
+    opts.onState({ kind: "stopped", reason });
+  };
+
+  const url = async (): Promise<string> => {
+    try {
+      const { ticket, path } = await fetchTicket(opts.target);
+      const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+      return `${scheme}//${location.host}${path}?ticket=${encodeURIComponent(ticket)}`;
+    } catch (err) {
+      // 401/403/404 will not get better by retrying: stop, and say why. Anything else: partysocket retries.
+      if (err instanceof HttpError && [401, 403, 404].includes(err.status)) stop(err.message);
+      throw err;
+    }
+  };
+
+  const socket = new ReconnectingWebSocket(url, null, {
+    // Jittered so a hundred dashboards do not all come back in the same millisecond after an endpoint restart.
+    minReconnectionDelay: 1000 + Math.random() * 1000,
+    maxReconnectionDelay: 10_000,
+    // A command sent while disconnected would arrive whenever the socket returns, long after the
+    // operator gave up on it: drop it instead (the switch is disabled while not connected anyway).
+    maxEnqueuedMessages: 0,
+  });
+  opts.onState({ kind: "connecting" });
+
+  socket.addEventListener("open", () => {
+    if (!stopped) opts.onState({ kind: "connected" });
+  });
+  const lost = () => {
+    if (!stopped) opts.onState({ kind: "reconnecting", attempt: Math.max(socket.retryCount, 1) });
+  };
+  socket.addEventListener("close", lost);
+  socket.addEventListener("error", lost);
+  socket.addEventListener("message", (event: MessageEvent) => {
+    // The rooms send JSON text only; parseFrame rejects anything else with a reason.
+    const data: unknown = event.data;
+    const parsed = parseFrame(opts.schema, typeof data === "string" ? data : new ArrayBuffer(0));
+    if (parsed.ok) opts.onMessage(parsed.value);
+    else opts.onBadFrame?.(`${parsed.error.code}: ${parsed.error.message}`);
+  });
+
+  return {
+    send: (msg) => !stopped && socket.readyState === socket.OPEN && socket.send(JSON.stringify(msg)),
+    close: () => {
+      stopped = true;
+      socket.close(1000, "page closed the view");
+    },
+  };
+}

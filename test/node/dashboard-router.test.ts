@@ -1,0 +1,16 @@
+import { describe, expect, it } from "vitest";
+import { devicePath, parseRoute } from "../../dashboard/src/router";
+
+describe("dashboard routes", () => {
+  it("maps / to the fleet and /devices/<id> to that device, round-tripping the id", () => {
+    expect(parseRoute("/")).toEqual({ view: "fleet" });
+    expect(parseRoute("/devices/pi-kitchen")).toEqual({ view: "device", id: "pi-kitchen" });
+    expect(parseRoute("/devices/pi-kitchen/")).toEqual({ view: "device", id: "pi-kitchen" });
+    expect(parseRoute(devicePath("iot-192-168-1-19"))).toEqual({ view: "device", id: "iot-192-168-1-19" });
+  });
+
+  it("shows the fleet for paths it does not know, and for broken escapes", () => {
+    expect(parseRoute("/nope")).toEqual({ view: "fleet" });
+    expect(parseRoute("/devices/%E0%A4%A")).toEqual({ view: "fleet" });
+  });
+});
