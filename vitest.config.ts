@@ -2,7 +2,8 @@
  * Test projects:
  *  - workerd: the Worker and the rooms, inside the real workerd runtime (Workers vitest integration);
  *  - node:    the device agent and the dashboard's view logic, in Node 22;
- *  - e2e:     the real endpoint process (`npm run endpoint`) spoken to over real sockets.
+ *  - e2e:     the real endpoint process (`npm run endpoint`) spoken to over real sockets;
+ *  - browser: the dashboard in Debian's Chromium (playwright-core) against the real endpoint and a test device.
  */
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
@@ -50,6 +51,18 @@ export default defineConfig({
           testTimeout: 120_000,
           hookTimeout: 120_000,
           // One endpoint process at a time: these machines have two cores.
+          fileParallelism: false,
+        },
+      },
+      {
+        test: {
+          name: "browser",
+          include: ["test/browser/**/*.test.ts"],
+          environment: "node",
+          // Starting wrangler dev and Chromium on a busy two-core machine can take a while.
+          testTimeout: 60_000,
+          hookTimeout: 180_000,
+          // One endpoint and one Chromium at a time.
           fileParallelism: false,
         },
       },

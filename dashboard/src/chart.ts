@@ -96,7 +96,8 @@ export class Chart {
         },
       ],
       axes: [
-        { ...axis },
+        // Time labels ("10:45am") are ~55 px wide: keep ticks apart so a phone's axis stays readable.
+        { ...axis, space: 90 },
         { ...axis, label: unit(scale), size: 56, values: (_u, ticks) => ticks.map((t) => t.toFixed(1)) },
       ],
     };

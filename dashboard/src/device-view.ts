@@ -15,6 +15,7 @@ import {
   ToDashboardMessage,
   type CommandRecord,
   type DesiredState,
+  type Reading,
   type ReportedState,
   type Scale,
 } from "../../party/protocol";
@@ -33,6 +34,8 @@ export type DeviceViewOptions = {
   id: string;
   canCommand: boolean;
   onConnection(state: ConnectionState): void;
+  /** The newest reading, whenever it changes (the fleet list shows it for this device). */
+  onReading?(reading: Reading): void;
 };
 
 export class DeviceView {
@@ -40,6 +43,7 @@ export class DeviceView {
   readonly #id: string;
   readonly #canCommand: boolean;
   readonly #onConnection: (state: ConnectionState) => void;
+  readonly #onReading: (reading: Reading) => void;
   readonly #series = new ReadingSeries();
   readonly #chart: Chart;
   readonly #socket: RoomSocket;
@@ -76,6 +80,7 @@ export class DeviceView {
     this.#id = opts.id;
     this.#canCommand = opts.canCommand;
     this.#onConnection = opts.onConnection;
+    this.#onReading = opts.onReading ?? (() => {});
 
     const scaleButton = (scale: Scale) =>
       h("button", { type: "button", class: "seg", "aria-pressed": "false", onclick: () => this.#switchScale(scale) }, unit(scale));
@@ -129,7 +134,9 @@ export class DeviceView {
       onMessage: (msg) => this.#onMessage(msg),
       onState: (state) => {
         this.#connection = state;
-        if (state.kind === "stopped") this.#showNotice(`Not connected to ${opts.id}: ${state.reason}`);
+        // While the page is not connected, what it shows may be stale: the styles dim it.
+        this.el.dataset.connection = state.kind;
+        if (state.kind === "stopped") this.#showNotice(`Not connected to ${opts.id}: ${state.reason}.`);
         this.#onConnection(state);
         this.#renderScale();
       },
@@ -205,7 +212,7 @@ export class DeviceView {
     this.#renderScale();
   }
 
-  #addReadings(readings: Parameters<ReadingSeries["add"]>[0]): void {
+  #addReadings(readings: readonly Reading[]): void {
     this.#series.add(readings);
     this.#series.trimBefore(Date.now() - WINDOW_MS);
   }
@@ -292,6 +299,7 @@ export class DeviceView {
   #renderReading(): void {
     const latest = this.#series.latest;
     if (!latest) return;
+    if (this.el.dataset.seq !== String(latest.seq)) this.#onReading(latest);
     if (!this.el.dataset.firstReading) {
       this.el.dataset.firstReading = "1";
       performance.mark("iot:first-reading");

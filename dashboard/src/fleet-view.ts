@@ -4,7 +4,7 @@
  * snapshot, then one `device` frame per change), so a device that registers
  * shows up without a reload.
  */
-import type { DeviceSummary } from "../../party/protocol";
+import type { DeviceSummary, Reading } from "../../party/protocol";
 import { h, setAttr, setText } from "./dom";
 import { formatAgo, formatTemperature } from "./format";
 import { devicePath } from "./router";
@@ -19,6 +19,7 @@ export class FleetView {
   readonly #rows = new Map<string, Row>();
   #devices = new Map<string, DeviceSummary>();
   #selected: string | null = null;
+  #live: Reading | null = null;
 
   constructor() {
     this.el = h(
@@ -54,7 +55,19 @@ export class FleetView {
   }
 
   select(id: string | null): void {
+    if (id !== this.#selected) this.#live = null;
     this.#selected = id;
+    this.#render();
+  }
+
+  /**
+   * The watched device's newest reading, from its own room. The registry's copy is
+   * throttled (FLEET_PUSH_MS) and, just after a scale switch, can pair the new scale
+   * with the last reading taken in the old one; the list should agree with the big number.
+   */
+  setLive(id: string, reading: Reading): void {
+    if (id !== this.#selected) return;
+    this.#live = reading;
     this.#render();
   }
 
@@ -80,7 +93,15 @@ export class FleetView {
       setAttr(row.li, "data-state", d.online ? "online" : "offline");
       setAttr(row.link, "aria-current", id === this.#selected ? "page" : null);
       setText(row.state, d.online ? "Online" : "Offline");
-      setText(row.temp, d.temperature !== null && d.scale ? formatTemperature(d.temperature, d.scale) : "no reading");
+      const live = id === this.#selected ? this.#live : null;
+      setText(
+        row.temp,
+        live
+          ? formatTemperature(live.temperature, live.scale)
+          : d.temperature !== null && d.scale
+            ? formatTemperature(d.temperature, d.scale)
+            : "no reading",
+      );
       const seen = d.online ? `seen ${formatAgo(d.lastSeen, now)}` : `last seen ${formatAgo(d.lastSeen, now)}`;
       setText(row.sub, [seen, d.fw ? `fw ${d.fw}` : null].filter(Boolean).join(" · "));
     });

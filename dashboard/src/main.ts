@@ -85,13 +85,15 @@ class Dashboard {
     this.#device = null;
     this.#connections.device = null;
     if (id) {
+      const watched = id;
       this.#device = new DeviceView({
-        id,
+        id: watched,
         canCommand: canCommand(this.#session),
         onConnection: (state) => {
           this.#connections.device = state;
           this.#renderConnection();
         },
+        onReading: (reading) => this.#fleet.setLive(watched, reading),
       });
       this.#main.replaceChildren(this.#device.el);
     } else if (!this.#fleetLoaded) {
@@ -111,9 +113,13 @@ class Dashboard {
     this.#renderConnection();
   }
 
-  /** One indicator for the page: the worse of the fleet socket and the device socket. */
+  /**
+   * One indicator for the page: the worse of the fleet socket and the device socket. A device
+   * socket that stopped for good (unknown device) says so in its own panel, not up here.
+   */
   #renderConnection(): void {
-    const states = [this.#connections.fleet, this.#connections.device].filter((s): s is ConnectionState => s !== null);
+    const device = this.#connections.device?.kind === "stopped" ? null : this.#connections.device;
+    const states = [this.#connections.fleet, device].filter((s): s is ConnectionState => s !== null);
     const stopped = states.find((s) => s.kind === "stopped");
     const reconnecting = states.filter((s) => s.kind === "reconnecting");
     let text = "Connected";

@@ -47,7 +47,8 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
       return `${scheme}//${location.host}${path}?ticket=${encodeURIComponent(ticket)}`;
     } catch (err) {
       // 401/403/404 will not get better by retrying: stop, and say why. Anything else: partysocket retries.
-      if (err instanceof HttpError && [401, 403, 404].includes(err.status)) stop(err.message);
+      if (err instanceof HttpError && err.status === 404) stop("it has not registered with this endpoint");
+      else if (err instanceof HttpError && (err.status === 401 || err.status === 403)) stop(err.message);
       throw err;
     }
   };

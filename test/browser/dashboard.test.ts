@@ -1,0 +1,291 @@
+/**
+ * The dashboard in Debian's Chromium against the real endpoint (wrangler dev +
+ * workerd) and a protocol-speaking test device. The steps build on each other
+ * in order, as one operator's session would: an empty endpoint, a device
+ * registering, watching it, commanding it, a second screen, a dropped
+ * connection, the device going away.
+ *
+ * Screenshots go to test/artifacts/ (git-ignored) for a person to look at;
+ * the page-load-to-first-live-reading time is written to
+ * test/artifacts/timings.json (measured, not asserted).
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEndpoint, type Endpoint } from "../support/endpoint";
+import { startTestDevice, type SimulatedDevice } from "../support/test-device";
+
+const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), "../artifacts");
+const DEVICE = "pi-kitchen";
+const MISSING = "no-such-device";
+/** Requests that answer 404 on purpose in the step about a device that never registered. */
+const EXPECTED_404 = new RegExp(`^/api/(tickets|devices/${MISSING}/readings)$`);
+/** Generous: two cores shared with other work; these are upper bounds, never expectations. */
+const SOON = 15_000;
+
+let endpoint: Endpoint;
+let browser: Browser;
+let device: SimulatedDevice | undefined;
+const contexts: BrowserContext[] = [];
+const consoleErrors: string[] = [];
+const timings: Record<string, number> = {};
+
+async function newPage(kind: "desktop" | "phone" = "desktop"): Promise<Page> {
+  const context = await browser.newContext(
+    kind === "desktop"
+      ? { viewport: { width: 1280, height: 860 } }
+      : { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
+  );
+  contexts.push(context);
+  const page = await context.newPage();
+  page.on("console", (msg) => {
+    if (msg.type() !== "error") return;
+    const url = msg.location().url;
+    // Chromium logs every non-2xx fetch as "Failed to load resource". Expected ones: the session
+    // probe (404 = this endpoint has no sign-in, see dashboard/src/session.ts) and the 404s of the
+    // step that opens a device that does not exist. Anything else counts.
+    const path = new URL(url || "/", endpoint.url).pathname;
+    if (msg.text().startsWith("Failed to load resource") && (path === "/api/session" || EXPECTED_404.test(path))) return;
+    consoleErrors.push(`[${kind}] ${msg.text()} (${url})`);
+  });
+  page.on("pageerror", (err) => consoleErrors.push(`[${kind}] page error: ${err.message}`));
+  return page;
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+}
+
+/** Readings the chart holds, and the highest seq it has seen (data attributes on its figure). */
+async function chartFacts(page: Page): Promise<{ points: number; maxSeq: number; firstSeq: number }> {
+  return page.locator("figure.chart").evaluate((el: HTMLElement) => ({
+    points: Number(el.dataset.points),
+    maxSeq: Number(el.dataset.maxSeq),
+    firstSeq: Number(el.dataset.firstSeq),
+  }));
+}
+
+async function bigReading(page: Page): Promise<{ value: number; unit: string }> {
+  const value = await page.locator(".reading .value").textContent();
+  const unit = await page.locator(".reading .unit").textContent();
+  return { value: Number(value?.replace("\u2212", "-")), unit: unit ?? "" };
+}
+
+beforeAll(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  endpoint = await startEndpoint();
+  browser = await chromium.launch({
+    executablePath: "/usr/bin/chromium",
+    headless: true,
+    // No sandbox (containers, root); and nothing that phones home on a machine with no internet.
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}, 180_000);
+
+afterAll(async () => {
+  // Each step on its own, so one that fails or hangs never leaves Chromium or workerd running.
+  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
+    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
+  await bounded(device?.stop(), 15_000);
+  await bounded(browser?.close(), 15_000);
+  await endpoint?.stop();
+  if (Object.keys(timings).length) writeFileSync(join(ARTIFACTS, "timings.json"), `${JSON.stringify(timings, null, 2)}\n`);
+}, 60_000);
+
+describe("the dashboard in a browser", () => {
+  let first: Page;
+  let second: Page;
+
+  it("says it is awaiting registration, with a spinner, before any device has registered", async () => {
+    first = await newPage("desktop");
+    await first.goto(endpoint.url);
+    const awaiting = first.getByText("Awaiting IoT Endpoint Registration ...");
+    await awaiting.waitFor({ timeout: SOON });
+    expect(await first.locator(".awaiting .spinner").isVisible()).toBe(true);
+    await first.locator("#connection[data-state=connected]").waitFor({ timeout: SOON });
+    expect(await first.locator("#connection").textContent()).toBe("Connected");
+    await shot(first, "1-awaiting-registration");
+  });
+
+  it("shows a device that registers without a reload: online, with a reading", async () => {
+    // Marks this document; a reload would lose it.
+    await first.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
+    device = await startTestDevice({ endpoint: endpoint.url, id: DEVICE });
+    const row = first.locator(`.fleet li[data-device="${DEVICE}"]`);
+    await first.locator(`.fleet li[data-device="${DEVICE}"][data-state=online]`).waitFor({ timeout: SOON });
+    // The fleet's latest reading comes from the registry (pushed every 2 s at most).
+    await expect.poll(() => row.locator(".temp").textContent(), { timeout: SOON }).toMatch(/^\d+\.\d °F$/);
+    expect(await row.textContent()).toContain("fw 1.0.0");
+    // `/` picked the only device to watch.
+    await first.locator(`.device[data-device="${DEVICE}"] .presence[data-state=online]`).waitFor({ timeout: SOON });
+    expect(new URL(first.url()).pathname).toBe(`/devices/${DEVICE}`);
+    expect(await first.evaluate(() => (window as unknown as { notReloaded?: boolean }).notReloaded)).toBe(true);
+  });
+
+  it("shows a fresh page the live reading within seconds, and the chart grows", async () => {
+    second = await newPage("desktop");
+    await second.goto(`${endpoint.url}/devices/${DEVICE}`);
+    await second.locator(".presence[data-state=online]").waitFor({ timeout: SOON });
+    await second.waitForFunction(() => performance.getEntriesByName("iot:first-live-reading").length > 0, null, {
+      timeout: SOON,
+    });
+    const marks = await second.evaluate(() =>
+      Object.fromEntries(
+        ["iot:first-reading", "iot:first-live-reading"].map((n) => [n, performance.getEntriesByName(n)[0]?.startTime ?? -1]),
+      ),
+    );
+    timings.pageLoadToFirstReadingMs = Math.round(marks["iot:first-reading"]!);
+    timings.pageLoadToFirstLiveReadingMs = Math.round(marks["iot:first-live-reading"]!);
+    console.log(`dashboard timings (navigation start → …): ${JSON.stringify(timings)}`);
+
+    const reading = await bigReading(second);
+    expect(reading.unit).toBe("°F");
+    expect(reading.value).toBeGreaterThan(65);
+    expect(reading.value).toBeLessThan(80);
+
+    const before = await chartFacts(second);
+    expect(before.points).toBeGreaterThan(0);
+    await expect.poll(async () => (await chartFacts(second)).points, { timeout: SOON }).toBeGreaterThan(before.points + 1);
+    expect(await second.locator("figure.chart canvas").count()).toBeGreaterThan(0);
+    await shot(second, "2-device-desktop");
+  });
+
+  it("switches the device to °C from the keyboard: the command is applied and the readings change scale", async () => {
+    // Reach the switch with Tab alone, as a keyboard user would, and press it with Space.
+    const celsius = second.getByRole("button", { name: "°C" });
+    let reached = false;
+    for (let i = 0; i < 20 && !reached; i++) {
+      await second.keyboard.press("Tab");
+      reached = await celsius.evaluate((el) => el === document.activeElement);
+    }
+    expect(reached).toBe(true);
+    await second.keyboard.press("Space");
+    await second.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
+    expect(await second.locator(".command-status").textContent()).toBe("Applied: the device switched to °C");
+    expect(device!.commands).toContainEqual({ cmd: "scale", scale: "C" });
+    expect(device!.scale).toBe("C");
+    await expect.poll(async () => (await bigReading(second)).unit, { timeout: SOON }).toBe("°C");
+    const reading = await bigReading(second);
+    // 72 °F ± 3 is 20.5–23.9 °C: clearly not a Fahrenheit number any more.
+    expect(reading.value).toBeGreaterThan(15);
+    expect(reading.value).toBeLessThan(30);
+    expect(await second.locator(".actual").textContent()).toBe("The device reports °C.");
+    expect(await second.getByRole("button", { name: "°C" }).getAttribute("aria-pressed")).toBe("true");
+    await expect.poll(() => second.locator("figure.chart figcaption").textContent(), { timeout: SOON }).toContain("in °C");
+    // The fleet list agrees with the big number at once (not only after the registry's next push).
+    expect(await second.locator(`.fleet li[data-device="${DEVICE}"] .temp`).textContent()).toMatch(/^\d+\.\d °C$/);
+    // The first page watched it happen without doing anything.
+    await first.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
+    await expect.poll(async () => (await bigReading(first)).unit, { timeout: SOON }).toBe("°C");
+    await shot(second, "3-device-celsius");
+  });
+
+  it("shows a phone the same state as the desktop pages", async () => {
+    const phone = await newPage("phone");
+    await phone.goto(`${endpoint.url}/devices/${DEVICE}`);
+    await phone.locator(".presence[data-state=online]").waitFor({ timeout: SOON });
+    await phone.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
+    expect(await phone.locator(".command-status").textContent()).toBe("Applied: the device switched to °C");
+    expect(await phone.getByRole("button", { name: "°C" }).getAttribute("aria-pressed")).toBe("true");
+    await expect.poll(async () => (await bigReading(phone)).unit, { timeout: SOON }).toBe("°C");
+    // Both see the same readings: the phone reaches what the desktop page had.
+    const desktopSeq = (await chartFacts(second)).maxSeq;
+    await expect.poll(async () => (await chartFacts(phone)).maxSeq, { timeout: SOON }).toBeGreaterThanOrEqual(desktopSeq);
+    // Nothing sticks out sideways on a narrow screen.
+    const overflow = await phone.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await shot(phone, "4-device-phone");
+  });
+
+  it("shows a dropped connection as reconnecting, then catches up from history with no hole", async () => {
+    // 10 readings a second, so an outage of ~15 s outruns the 120 readings a reconnect's snapshot carries
+    // and only the readings API can fill the rest.
+    const res = await fetch(`${endpoint.url}/api/devices/${DEVICE}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ cmd: "interval", intervalMs: 100 }),
+    });
+    expect(res.status).toBe(202);
+
+    const page = await newPage("desktop");
+    let cut = false;
+    const open: WebSocketRoute[] = [];
+    await page.routeWebSocket(/\/parties\//, (ws) => {
+      if (cut) {
+        // The endpoint is "unreachable": refuse at once.
+        void ws.close({ code: 1012, reason: "test: connection cut" });
+        return;
+      }
+      open.push(ws.connectToServer(), ws);
+    });
+    await page.goto(`${endpoint.url}/devices/${DEVICE}`);
+    await page.locator("#connection[data-state=connected]").waitFor({ timeout: SOON });
+    await page.waitForFunction(() => performance.getEntriesByName("iot:first-live-reading").length > 0, null, { timeout: SOON });
+
+    cut = true;
+    for (const ws of open.splice(0)) await ws.close({ code: 1012, reason: "test: connection cut" }).catch(() => undefined);
+    await expect.poll(() => page.locator("#connection").textContent(), { timeout: SOON }).toMatch(/^Reconnecting \(attempt \d+\)$/);
+    const atCut = await chartFacts(page);
+    await shot(page, "5-reconnecting");
+    // Keep it cut until the device has made well over a snapshot's worth of readings.
+    await expect.poll(() => device!.sent, { timeout: 60_000, interval: 500 }).toBeGreaterThan(atCut.maxSeq + 200);
+    expect((await chartFacts(page)).maxSeq).toBe(atCut.maxSeq);
+
+    cut = false;
+    await page.locator("#connection[data-state=connected]").waitFor({ timeout: 30_000 });
+    // Caught up: every seq from the first to the newest is on the chart, none missing.
+    await expect
+      .poll(
+        async () => {
+          const f = await chartFacts(page);
+          return f.maxSeq > atCut.maxSeq + 200 && f.points === f.maxSeq - f.firstSeq + 1;
+        },
+        { timeout: SOON },
+      )
+      .toBe(true);
+    expect(Number(await page.locator("figure.chart").getAttribute("data-gaps"))).toBe(0);
+    await shot(page, "6-caught-up");
+
+    // Back to 1 Hz for the rest of the run.
+    await fetch(`${endpoint.url}/api/devices/${DEVICE}/commands`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ cmd: "interval", intervalMs: 1000 }),
+    });
+  }, 120_000);
+
+  it("says so when a device URL names a device that never registered", async () => {
+    const page = await newPage("desktop");
+    await page.goto(`${endpoint.url}/devices/${MISSING}`);
+    const notice = page.locator(".device .notice");
+    await notice.waitFor({ timeout: SOON });
+    expect(await notice.textContent()).toBe(`Not connected to ${MISSING}: it has not registered with this endpoint.`);
+    // The rest of the page still works: the fleet is there and the page's own connection is fine.
+    await page.locator(`.fleet li[data-device="${DEVICE}"]`).waitFor({ timeout: SOON });
+    await page.locator("#connection[data-state=connected]").waitFor({ timeout: SOON });
+  });
+
+  it("shows the device offline on every page when it stops", async () => {
+    await device!.stop();
+    for (const page of [first, second]) {
+      await page.locator(".presence[data-state=offline]").waitFor({ timeout: SOON });
+      await page.locator(`.fleet li[data-device="${DEVICE}"][data-state=offline]`).waitFor({ timeout: SOON });
+      expect(await page.locator(".presence-line").textContent()).toMatch(/^Offline · last seen /);
+    }
+    await shot(second, "7-device-offline");
+  });
+
+  it("logged no console errors on any page", () => {
+    expect(consoleErrors).toEqual([]);
+  });
+});
