@@ -1,0 +1,98 @@
+/**
+ * The real endpoint process (`npm run endpoint`: wrangler dev + workerd) on a
+ * free port, spoken to over real HTTP and real WebSockets. Relay figures are
+ * printed for the record, never asserted (timing lives in `npm run bench`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
+import { api, openRoom, percentile, register } from "../support/client";
+
+let endpoint: Endpoint;
+
+beforeAll(async () => {
+  endpoint = await startEndpoint();
+});
+
+afterAll(async () => {
+  await endpoint?.stop();
+});
+
+describe("npm run endpoint", () => {
+  it("answers the legacy routes", async () => {
+    const config = await register(endpoint.url, "e2e-legacy", "192.168.1.19");
+    expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
+    const update = await (await api(endpoint.url, "/iot/update?version=1.0.0")).json();
+    expect(update).toEqual({ message: "IoT Update", current: "1.0.0", update: null });
+    const loop = await (await api(endpoint.url, "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
+    expect(loop).toEqual({ message: "POST loopback 1739129986136" });
+    const bad = await api(endpoint.url, "/iot/config");
+    expect(bad.status).toBe(400);
+  });
+
+  it("relays readings from a device socket to three dashboard sockets, in order, and logs each", async () => {
+    const id = "e2e-relay";
+    await register(endpoint.url, id);
+    const dashboards = await Promise.all([1, 2, 3].map(() => openRoom(endpoint.url, id, "dashboard")));
+    for (const d of dashboards) await d.next((m) => m.type === "snapshot");
+    const device = await openRoom(endpoint.url, id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-1", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await device.next((m) => m.type === "desired");
+
+    // Paced phase: 100 readings at 50 Hz, one-way latency device → each dashboard.
+    const sentAt = new Map<number, number>();
+    const latencies: number[] = [];
+    for (const d of dashboards) {
+      d.ws.on("message", (data) => {
+        const m = JSON.parse(data.toString());
+        if (m.type === "readings") for (const r of m.readings) if (sentAt.has(r.seq)) latencies.push(performance.now() - sentAt.get(r.seq)!);
+      });
+    }
+    for (let seq = 1; seq <= 100; seq++) {
+      sentAt.set(seq, performance.now());
+      device.send({ type: "readings", readings: [{ seq, ts: Date.now(), temperature: 70 + seq / 100, scale: "F" }] });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await device.next((m) => m.type === "ack" && m.seq === 100);
+
+    // Burst phase: 1,000 readings as fast as the socket takes them.
+    const burstStart = performance.now();
+    for (let seq = 101; seq <= 1100; seq++) {
+      device.send({ type: "readings", readings: [{ seq, ts: Date.now(), temperature: 71, scale: "F" }] });
+    }
+    await device.next((m) => m.type === "ack" && m.seq === 1100, 60_000);
+    for (const d of dashboards) await d.next((m) => m.type === "readings" && m.readings.some((r: any) => r.seq === 1100), 60_000);
+    const burstMs = performance.now() - burstStart;
+
+    for (const d of dashboards) {
+      const seqs = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
+      expect(seqs).toEqual(Array.from({ length: 1100 }, (_, i) => i + 1));
+    }
+    const stored = await (await api(endpoint.url, `/api/devices/${id}/readings?limit=5000`)).json();
+    expect(stored.readings).toHaveLength(1100);
+
+    latencies.sort((a, b) => a - b);
+    console.log(
+      `relay figures: paced 50 Hz → 3 dashboards: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
+        `(n=${latencies.length}); burst 1,000 readings → 3 dashboards in ${burstMs.toFixed(0)} ms = ${((3000 / burstMs) * 1000).toFixed(0)} deliveries/s`,
+    );
+    // The operator's view: one legacy JSON line per stored reading.
+    await waitFor(() => endpoint.output().includes(`"ts":`) && endpoint.output().includes(`"id":"${id}"`), 10_000, "reading log lines");
+    expect(endpoint.output()).toMatch(/\{"temperature":"70\.01","scale":"F","ipaddr":"192\.168\.1\.19","ts":\d+,"id":"e2e-relay"\}/);
+    device.close();
+    for (const d of dashboards) d.close();
+  });
+
+  it("shows the device offline to dashboards when its socket closes", async () => {
+    const id = "e2e-presence";
+    await register(endpoint.url, id);
+    const dash = await openRoom(endpoint.url, id, "dashboard");
+    const device = await openRoom(endpoint.url, id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-2", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await dash.next((m) => m.type === "presence" && m.online);
+    device.close();
+    await dash.next((m) => m.type === "presence" && !m.online);
+    const state = await (await api(endpoint.url, `/api/devices/${id}`)).json();
+    expect(state.online).toBe(false);
+    dash.close();
+  });
+});
