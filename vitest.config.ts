@@ -18,6 +18,8 @@ export default defineConfig({
               // Test-only values: short timeouts so presence and command time-outs happen in a test's time.
               bindings: {
                 SESSION_SECRET: "test-only-session-secret-0123456789abcdef",
+                ADMIN_TOKEN: "test-only-admin-token-0123456789abcdef",
+                VIEWER_TOKEN: "test-only-viewer-token-0123456789abcdef",
                 HEARTBEAT_MS: "300",
                 HEARTBEAT_TIMEOUT_MS: "900",
                 COMMAND_TIMEOUT_MS: "800",

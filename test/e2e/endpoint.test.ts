@@ -4,13 +4,15 @@
  * printed for the record, never asserted (timing lives in `npm run bench`).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
-import { api, openRoom, percentile, register } from "../support/client";
+import { devVars, startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
+import { EndpointClient, api, percentile } from "../support/client";
 
 let endpoint: Endpoint;
+let client: EndpointClient;
 
 beforeAll(async () => {
   endpoint = await startEndpoint();
+  client = new EndpointClient(endpoint.url, devVars(endpoint).ADMIN_TOKEN!);
 });
 
 afterAll(async () => {
@@ -19,22 +21,24 @@ afterAll(async () => {
 
 describe("npm run endpoint", () => {
   it("answers the legacy routes", async () => {
-    const config = await register(endpoint.url, "e2e-legacy", "192.168.1.19");
+    const config = await client.register("e2e-legacy", "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
-    const update = await (await api(endpoint.url, "/iot/update?version=1.0.0")).json();
+    const update = await (await client.device("e2e-legacy", "/iot/update?version=1.0.0")).json();
     expect(update).toEqual({ message: "IoT Update", current: "1.0.0", update: null });
-    const loop = await (await api(endpoint.url, "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
+    const loop = await (await client.device("e2e-legacy", "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
     expect(loop).toEqual({ message: "POST loopback 1739129986136" });
-    const bad = await api(endpoint.url, "/iot/config");
-    expect(bad.status).toBe(400);
+    expect((await client.device("e2e-legacy", "/iot/config")).status).toBe(400);
+    // Secure by default: no credentials, no answer.
+    expect((await api(endpoint.url, "/iot/config", { headers: { "x-iot-ip": "10.0.0.9" } })).status).toBe(401);
+    expect((await api(endpoint.url, "/api/devices")).status).toBe(401);
   });
 
   it("relays readings from a device socket to three dashboard sockets, in order, and logs each", async () => {
     const id = "e2e-relay";
-    await register(endpoint.url, id);
-    const dashboards = await Promise.all([1, 2, 3].map(() => openRoom(endpoint.url, id, "dashboard")));
+    await client.register(id);
+    const dashboards = await Promise.all([1, 2, 3].map(() => client.openRoom(id, "dashboard")));
     for (const d of dashboards) await d.next((m) => m.type === "snapshot");
-    const device = await openRoom(endpoint.url, id, "device");
+    const device = await client.openRoom(id, "device");
     device.send({ type: "hello", stream: "e2e-stream-1", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
     await device.next((m) => m.type === "desired");
 
@@ -67,7 +71,7 @@ describe("npm run endpoint", () => {
       const seqs = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
       expect(seqs).toEqual(Array.from({ length: 1100 }, (_, i) => i + 1));
     }
-    const stored = await (await api(endpoint.url, `/api/devices/${id}/readings?limit=5000`)).json();
+    const stored = await (await client.admin(`/api/devices/${id}/readings?limit=5000`)).json();
     expect(stored.readings).toHaveLength(1100);
 
     latencies.sort((a, b) => a - b);
@@ -84,14 +88,14 @@ describe("npm run endpoint", () => {
 
   it("shows the device offline to dashboards when its socket closes", async () => {
     const id = "e2e-presence";
-    await register(endpoint.url, id);
-    const dash = await openRoom(endpoint.url, id, "dashboard");
-    const device = await openRoom(endpoint.url, id, "device");
+    await client.register(id);
+    const dash = await client.openRoom(id, "dashboard");
+    const device = await client.openRoom(id, "device");
     device.send({ type: "hello", stream: "e2e-stream-2", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
     await dash.next((m) => m.type === "presence" && m.online);
     device.close();
     await dash.next((m) => m.type === "presence" && !m.online);
-    const state = await (await api(endpoint.url, `/api/devices/${id}`)).json();
+    const state = await (await client.admin(`/api/devices/${id}`)).json();
     expect(state.online).toBe(false);
     dash.close();
   });

@@ -23,17 +23,48 @@ export async function api(base: string, path: string, init: RequestInit & { json
   return fetch(`${base}${path}`, { ...init, headers, body });
 }
 
-export async function register(base: string, id: string, ip = "192.168.1.19"): Promise<any> {
-  const res = await api(base, "/iot/config", { headers: { "x-iot-ip": ip, "x-iot-id": id } });
-  if (res.status !== 200) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
-  return res.json();
-}
+/** Talks to one endpoint as its operator, and as each device it provisions. */
+export class EndpointClient {
+  readonly tokens = new Map<string, string>();
+  constructor(
+    readonly base: string,
+    readonly adminToken: string,
+  ) {}
 
-export async function openRoom(base: string, id: string, role: "device" | "dashboard"): Promise<SocketClient> {
-  const res = await api(base, "/api/tickets", { method: "POST", json: { device: id, role } });
-  if (res.status !== 200) throw new Error(`ticket: ${res.status} ${await res.text()}`);
-  const { ticket, path } = (await res.json()) as { ticket: string; path: string };
-  return openSocket(`${base.replace(/^http/, "ws")}${path}?ticket=${encodeURIComponent(ticket)}`);
+  admin(path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+    return api(this.base, path, { ...init, headers: { authorization: `Bearer ${this.adminToken}`, ...init.headers } });
+  }
+
+  async device(id: string, path: string, init: RequestInit & { json?: unknown } = {}): Promise<Response> {
+    return api(this.base, path, { ...init, headers: { authorization: `Bearer ${await this.token(id)}`, ...init.headers } });
+  }
+
+  /** The device's token, provisioning it on first use. */
+  async token(id: string): Promise<string> {
+    const known = this.tokens.get(id);
+    if (known) return known;
+    const res = await this.admin("/api/devices", { method: "POST", json: { id } });
+    if (res.status !== 201) throw new Error(`provision ${id}: ${res.status} ${await res.text()}`);
+    const { token } = (await res.json()) as { token: string };
+    this.tokens.set(id, token);
+    return token;
+  }
+
+  async register(id: string, ip = "192.168.1.19"): Promise<any> {
+    const res = await this.device(id, "/iot/config", { headers: { "x-iot-ip": ip } });
+    if (res.status !== 200) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
+    return res.json();
+  }
+
+  async openRoom(id: string, role: "device" | "dashboard"): Promise<SocketClient> {
+    const res =
+      role === "device"
+        ? await this.device(id, "/api/tickets", { method: "POST", json: { device: id, role } })
+        : await this.admin("/api/tickets", { method: "POST", json: { device: id, role } });
+    if (res.status !== 200) throw new Error(`ticket: ${res.status} ${await res.text()}`);
+    const { ticket, path } = (await res.json()) as { ticket: string; path: string };
+    return openSocket(`${this.base.replace(/^http/, "ws")}${path}?ticket=${encodeURIComponent(ticket)}`);
+  }
 }
 
 export function openSocket(url: string, options: WebSocket.ClientOptions = {}): Promise<SocketClient> {

@@ -60,8 +60,9 @@ export async function startEndpoint(opts: { port?: number; stateDir?: string; en
       child.stderr!.on("data", (d) => (log += d));
       await waitFor(async () => {
         if (child!.exitCode !== null) throw new Error(`endpoint exited with ${child!.exitCode}:\n${log}`);
-        const res = await fetch(`${endpoint.url}/iot/update`).catch(() => null);
-        return res?.status === 200;
+        // Any answer from the Worker means it is up (unauthenticated, this one is a JSON 401).
+        const res = await fetch(`${endpoint.url}/api/session`).catch(() => null);
+        return res !== null && res.status === 401;
       }, 60_000, `endpoint on :${port}`);
     },
     async stop() {
