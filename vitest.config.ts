@@ -25,6 +25,9 @@ export default defineConfig({
                 COMMAND_TIMEOUT_MS: "800",
                 FLEET_PUSH_MS: "0",
                 LOG_READINGS: "false",
+                // Low enough that the flood test goes past it quickly; the fuzz test paces itself under it.
+                FRAME_RATE: "500",
+                FRAME_BURST: "1000",
               },
             },
           }),

@@ -99,4 +99,30 @@ describe("npm run endpoint", () => {
     expect(state.online).toBe(false);
     dash.close();
   });
+
+  it("survives a text frame that is not valid UTF-8 and keeps serving the device", async () => {
+    const id = "e2e-utf8";
+    await client.register(id);
+    const dash = await client.openRoom(id, "dashboard");
+    const bad = await client.openRoom(id, "device");
+    bad.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await bad.next((m) => m.type === "desired");
+    // ws sends these bytes as a text frame without checking them, as a broken client would.
+    bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x22, 0xc3, 0x28, 0x7d]), { binary: false });
+    const outcome = await Promise.race([
+      bad.closed.then((c) => `closed ${c.code}`),
+      bad.next((m) => m.type === "error").then((m) => `error ${m.code}`),
+    ]);
+    console.log(`invalid UTF-8 text frame → ${outcome}`);
+    expect(outcome).toMatch(/^(closed 100[27]|error invalid_json)$/);
+    const device = await client.openRoom(id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    device.send({ type: "readings", readings: [{ seq: 1, ts: Date.now(), temperature: 70, scale: "F" }] });
+    await device.next((m) => m.type === "ack" && m.seq === 1);
+    await dash.next((m) => m.type === "readings");
+    const stored = await (await client.admin(`/api/devices/${id}/readings`)).json();
+    expect(stored.readings.map((r: any) => r.temperature)).toEqual([70]);
+    device.close();
+    dash.close();
+  });
 });
