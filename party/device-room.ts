@@ -556,9 +556,14 @@ export class DeviceRoom extends Server<Env> {
     if (pending !== null) next = Math.min(next, Math.max(pending, now + 10));
     if (!Number.isFinite(next)) return;
     // setAlarm replaces any earlier schedule: only move it earlier, or set it when none is set.
-    void this.ctx.storage.getAlarm().then((current) => {
-      if (current === null || current > next || current < now) return this.ctx.storage.setAlarm(next);
-    });
+    this.ctx.waitUntil(
+      this.ctx.storage
+        .getAlarm()
+        .then((current) => {
+          if (current === null || current > next || current < now) return this.ctx.storage.setAlarm(next);
+        })
+        .catch((err: unknown) => console.error(`room ${this.name}: could not schedule the alarm:`, err)),
+    );
   }
 
   // -------------------------------------------------------------------------
