@@ -8,7 +8,7 @@
 import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import { existsSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { openSocket, type SocketClient } from "../support/client";
@@ -47,6 +47,8 @@ afterAll(async () => {
     rmSync(n.dir, { recursive: true, force: true });
   }
   await endpoint?.stop();
+  // startEndpoint keeps its state and .dev.vars in a temp dir of their own.
+  if (endpoint) rmSync(dirname(endpoint.devVars), { recursive: true, force: true });
   if (certs) rmSync(certs.dir, { recursive: true, force: true });
 });
 

@@ -1,12 +1,12 @@
 /**
  * Debian's nginx running the project's proxy config (nginx/templates, rendered
  * by nginx/render.mjs exactly as the compose setup renders them) on free
- * ports, in front of any upstream, for end-to-end tests. Its access log
- * (stdout) and error log (stderr) are kept for assertions. Stopped by process
- * group so nothing outlives the test.
+ * ports, in front of any upstream, for end-to-end tests. Its access log and
+ * its stderr (the error log) stay in its prefix directory for assertions.
+ * Stopped by process group so nothing outlives the test.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync } from "node:fs";
+import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -75,9 +75,23 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export async function startNginx(opts: { upstream: string; certs?: Certs; socketReadTimeout?: string }): Promise<Nginx> {
+type NginxOptions = { upstream: string; certs?: Certs; socketReadTimeout?: string };
+
+export async function startNginx(opts: NginxOptions): Promise<Nginx> {
+  // A free port can be taken by another process before nginx binds it: try again on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startNginxOnce(opts);
+    } catch (e) {
+      if (attempt >= 3 || !/Address already in use/.test(String(e))) throw e;
+    }
+  }
+}
+
+async function startNginxOnce(opts: NginxOptions): Promise<Nginx> {
   const httpPort = await freePort();
-  const httpsPort = await freePort();
+  let httpsPort = await freePort();
+  while (httpsPort === httpPort) httpsPort = await freePort();
   const { dir, tls } = renderInto({
     UPSTREAM: opts.upstream,
     HTTP_LISTEN: `127.0.0.1:${httpPort}`,
@@ -130,6 +144,7 @@ export async function startNginx(opts: { upstream: string; certs?: Certs; socket
     );
   } catch (e) {
     await stop();
+    rmSync(dir, { recursive: true, force: true });
     throw e;
   }
   return {
