@@ -207,6 +207,10 @@ describe("docker/compose.yaml", () => {
     }
   });
 
+  it("uses the official nginx image's Debian variant, whose entrypoint renders the templates", () => {
+    expect(nginx.image).toMatch(/^nginx:(stable|mainline|\d+\.\d+(\.\d+)?)(-(bookworm|trixie))?$/);
+  });
+
   it("starts nginx once the endpoint's healthcheck passes", () => {
     expect(nginx.depends_on.endpoint.condition).toBe("service_healthy");
     expect(all("HEALTHCHECK")).toHaveLength(1);
