@@ -7,13 +7,14 @@
  */
 import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import { existsSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
 import { openSocket, type SocketClient } from "../support/client";
 import { freePort, ROOT, startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
-import { getTicket, helloDevice, issuedTickets, openRoomVia, registerVia, request } from "../support/lan";
+import { helloDevice, issuedSecrets, LanClient, request } from "../support/lan";
 import { makeCerts, startNginx, type Certs, type Nginx } from "../support/nginx";
 
 const PING = '{"type":"ping"}';
@@ -24,10 +25,13 @@ async function waitForLog(n: Nginx, line: RegExp): Promise<void> {
 }
 
 let endpoint: Endpoint;
+let secretsDir: string;
 let certs: Certs;
 /** The shipped config: default socket timeout (an hour), TLS on. */
 let proxy: Nginx;
 const started: Nginx[] = [];
+/** The operator, straight to the endpoint; `.via(...)` goes through nginx. */
+let direct: LanClient;
 
 beforeAll(async () => {
   // startEndpoint skips the dashboard build (npm test builds it first); build it when run alone.
@@ -36,7 +40,15 @@ beforeAll(async () => {
     if (built.status !== 0) throw new Error(`dashboard build failed: ${built.stderr}`);
   }
   certs = makeCerts();
-  endpoint = await startEndpoint();
+  // As compose runs it: TRUST_PROXY on (compose passes --var TRUST_PROXY:true;
+  // a .dev.vars value does the same here). The endpoint adds its secrets to the file.
+  secretsDir = mkdtempSync(join(tmpdir(), "iot-nginx-secrets-"));
+  const devVarsFile = join(secretsDir, ".dev.vars");
+  writeFileSync(devVarsFile, 'TRUST_PROXY="true"\n');
+  endpoint = await startEndpoint({ env: { DEV_VARS: devVarsFile } });
+  const adminToken = /^ADMIN_TOKEN="?([^"\n]+)"?$/m.exec(readFileSync(devVarsFile, "utf8"))?.[1];
+  if (!adminToken) throw new Error("the endpoint wrote no ADMIN_TOKEN");
+  direct = new LanClient(endpoint.url, adminToken);
   proxy = await startNginx({ upstream: `127.0.0.1:${endpoint.port}`, certs });
   started.push(proxy);
 });
@@ -47,9 +59,9 @@ afterAll(async () => {
     rmSync(n.dir, { recursive: true, force: true });
   }
   await endpoint?.stop();
-  // startEndpoint keeps its state and .dev.vars in a temp dir of their own.
-  if (endpoint) rmSync(dirname(endpoint.devVars), { recursive: true, force: true });
-  if (certs) rmSync(certs.dir, { recursive: true, force: true });
+  // startEndpoint keeps its state in a temp dir of its own.
+  if (endpoint) rmSync(dirname(endpoint.stateDir), { recursive: true, force: true });
+  for (const dir of [secretsDir, certs?.dir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const closeAll = (clients: SocketClient[]) => {
@@ -57,40 +69,45 @@ const closeAll = (clients: SocketClient[]) => {
 };
 
 describe.each(["http", "https"] as const)("through nginx over %s", (scheme) => {
-  const base = () => (scheme === "http" ? proxy.http : proxy.https!);
-  const ca = () => (scheme === "https" ? certs.ca : undefined);
+  const via = () => (scheme === "http" ? direct.via(proxy.http) : direct.via(proxy.https!, certs.ca));
   const id = `nginx-${scheme}`;
 
-  it("answers the legacy device routes as the old endpoint did", async () => {
-    const config = await registerVia(base(), id, "192.168.1.19", ca());
+  it("answers the legacy device routes as the old endpoint did, to a device with its token", async () => {
+    const client = via();
+    const config = await client.register(id, "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id, config: { socketPath: `/parties/device/${id}` } });
 
-    const update = await request(`${base()}/iot/update?version=1.0.0`, { ca: ca() });
+    const update = await client.device(id, "/iot/update?version=1.0.0");
     expect(update.status).toBe(200);
     expect(update.json()).toEqual({ message: "IoT Update", current: "1.0.0", update: null });
 
-    const loop = await request(`${base()}/iot/data`, { method: "POST", json: { iot: 123 }, ca: ca() });
+    const loop = await client.device(id, "/iot/data", { method: "POST", json: { iot: 123 } });
     expect(loop.status).toBe(200);
     expect(loop.json()).toEqual({ message: "POST loopback 123" });
+
+    const anonymous = await client.anonymous("/iot/config", { headers: { "x-iot-ip": "192.168.1.19" } });
+    expect(anonymous.status).toBe(401);
   });
 
-  it("serves the API, with the Worker's JSON errors intact", async () => {
-    await registerVia(base(), id, "192.168.1.19", ca());
-    const list = await request(`${base()}/api/devices`, { ca: ca() });
+  it("serves the API to the operator, with the Worker's JSON errors intact", async () => {
+    const client = via();
+    await client.register(id);
+    const list = await client.admin("/api/devices");
     expect(list.status).toBe(200);
     expect(list.json().devices.map((d: { id: string }) => d.id)).toContain(id);
 
-    const one = await request(`${base()}/api/devices/${id}`, { ca: ca() });
+    const one = await client.admin(`/api/devices/${id}`);
     expect(one.status).toBe(200);
     expect(one.json()).toMatchObject({ id, desired: { scale: "F" } });
 
-    const missing = await request(`${base()}/api/devices/no-such-device`, { ca: ca() });
+    const missing = await client.admin("/api/devices/no-such-device");
     expect(missing.status).toBe(404);
     expect(missing.json()).toMatchObject({ error: { code: "unknown_device" } });
+    expect((await client.anonymous("/api/devices")).status).toBe(401);
   });
 
   it("serves the dashboard page with the security headers", async () => {
-    const page = await request(`${base()}/`, { ca: ca() });
+    const page = await via().anonymous("/");
     expect(page.status).toBe(200);
     expect(page.headers["content-type"]).toMatch(/text\/html/);
     expect(page.text).toMatch(/<html/i);
@@ -101,9 +118,10 @@ describe.each(["http", "https"] as const)("through nginx over %s", (scheme) => {
   });
 
   it("relays readings from a device socket to two dashboard sockets", async () => {
-    await registerVia(base(), id, "192.168.1.19", ca());
-    const dashboards = [await openRoomVia(base(), id, "dashboard", ca()), await openRoomVia(base(), id, "dashboard", ca())];
-    const device = await openRoomVia(base(), id, "device", ca());
+    const client = via();
+    await client.register(id);
+    const dashboards = [await client.openRoom(id, "dashboard"), await client.openRoom(id, "dashboard")];
+    const device = await client.openRoom(id, "device");
     try {
       for (const d of dashboards) await d.next((m) => m.type === "snapshot");
       await helloDevice(device, `nginx-${scheme}-stream`);
@@ -121,14 +139,43 @@ describe.each(["http", "https"] as const)("through nginx over %s", (scheme) => {
   });
 
   it("carries the fleet socket", async () => {
-    const { ticket, path } = await getTicket(base(), { fleet: true }, ca());
-    const fleet = await openSocket(`${base().replace(/^http/, "ws")}${path}?ticket=${ticket}`, ca() ? { ca: ca() } : {});
+    const client = via();
+    const fleet = await client.openPath(await client.ticket({ fleet: true }));
     try {
       const snapshot = await fleet.next((m) => m.type === "fleet");
       expect(snapshot.devices.map((d: { id: string }) => d.id)).toContain(id);
     } finally {
       fleet.close();
     }
+  });
+
+  it("lets the dashboard's own page open sockets (Origin = the host:port the browser used) and refuses others", async () => {
+    const client = via();
+    const own = scheme === "http" ? proxy.http : proxy.https!;
+    const socket = await client.openRoom(id, "dashboard", own);
+    try {
+      await socket.next((m) => m.type === "snapshot");
+    } finally {
+      socket.close();
+    }
+    await expect(client.openRoom(id, "dashboard", "http://evil.example")).rejects.toThrow(/403/);
+  });
+
+  it("signs a browser in with a session cookie marked Secure exactly when the browser used https", async () => {
+    const client = via();
+    const login = await client.anonymous("/api/login", { method: "POST", json: { token: client.adminToken } });
+    expect(login.status).toBe(200);
+    const cookie = login.headers["set-cookie"]?.find((c) => c.startsWith("iot_session="));
+    expect(cookie).toBeDefined();
+    expect(/;\s*Secure/i.test(cookie!)).toBe(scheme === "https");
+    // The cookie works for a change from our own origin, through nginx.
+    const own = scheme === "http" ? proxy.http : proxy.https!;
+    const command = await client.anonymous(`/api/devices/${id}/commands`, {
+      method: "POST",
+      json: { cmd: "scale", scale: "C" },
+      headers: { cookie: cookie!.split(";")[0]!, origin: own },
+    });
+    expect(command.status).toBe(202);
   });
 });
 
@@ -139,13 +186,13 @@ describe("request size limits", () => {
   it("passes a body up to 256 KiB on to POST /iot/data", async () => {
     const body = padded(256 * 1024);
     expect(Buffer.byteLength(body)).toBe(256 * 1024);
-    const res = await request(`${proxy.http}/iot/data`, { method: "POST", body, headers: { "content-type": "application/json" } });
+    const res = await direct.via(proxy.http).device("nginx-http", "/iot/data", { method: "POST", body, headers: { "content-type": "application/json" } });
     expect(res.status).toBe(200);
     expect(res.json()).toEqual({ message: "POST loopback 123" });
   });
 
   it("refuses a larger body itself, with a JSON 413, before the endpoint sees it", async () => {
-    const res = await request(`${proxy.http}/iot/data`, {
+    const res = await direct.via(proxy.http).device("nginx-http", "/iot/data", {
       method: "POST",
       body: padded(256 * 1024 + 1),
       headers: { "content-type": "application/json" },
@@ -158,7 +205,7 @@ describe("request size limits", () => {
   });
 
   it("leaves the Worker's smaller limits to the Worker (16 KiB under /api)", async () => {
-    const res = await request(`${proxy.http}/api/tickets`, {
+    const res = await direct.via(proxy.http).admin("/api/tickets", {
       method: "POST",
       body: `{"fleet": true${" ".repeat(20_000)}}`,
       headers: { "content-type": "application/json" },
@@ -209,7 +256,8 @@ describe("what nginx tells the endpoint", () => {
       });
       expect(res.json()).toEqual({ url: "/iot/config?x=1" });
       expect(seen[0]).toMatchObject({
-        host: "127.0.0.1",
+        // With its port: the Worker compares a browser's Origin with it.
+        host: new URL(base).host,
         "x-forwarded-for": "127.0.0.1",
         "x-real-ip": "127.0.0.1",
         "x-forwarded-proto": proto,
@@ -254,17 +302,18 @@ describe("idle sockets", () => {
   it("keeps heartbeating sockets open well past the read timeout and cuts a silent one", async () => {
     const live = "nginx-idle-live";
     const quiet = "nginx-idle-quiet";
-    await registerVia(shortProxy.http, live);
-    await registerVia(shortProxy.http, quiet);
+    const client = direct.via(shortProxy.http);
+    await client.register(live);
+    await client.register(quiet);
 
-    const device = await openRoomVia(shortProxy.http, live, "device");
-    const watcher = await openRoomVia(shortProxy.http, live, "dashboard");
-    const silent = await openRoomVia(shortProxy.http, quiet, "dashboard");
-    const direct = await openRoomVia(endpoint.url, quiet, "dashboard");
-    const clients = [device, watcher, silent, direct];
+    const device = await client.openRoom(live, "device");
+    const watcher = await client.openRoom(live, "dashboard");
+    const silent = await client.openRoom(quiet, "dashboard");
+    const straight = await direct.openRoom(quiet, "dashboard");
+    const clients = [device, watcher, silent, straight];
     try {
       await helloDevice(device, "nginx-idle-stream");
-      for (const c of [watcher, silent, direct]) await c.next((m) => m.type === "snapshot");
+      for (const c of [watcher, silent, straight]) await c.next((m) => m.type === "snapshot");
       const openedAt = Date.now();
       let silentClosedAfter = -1;
       void silent.closed.then(() => (silentClosedAfter = Date.now() - openedAt));
@@ -281,7 +330,7 @@ describe("idle sockets", () => {
       expect(device.messages.filter((m) => m.type === "pong").length).toBeGreaterThanOrEqual(5);
       expect(device.ws.readyState).toBe(device.ws.OPEN);
       expect(watcher.ws.readyState).toBe(watcher.ws.OPEN);
-      expect(direct.ws.readyState).toBe(direct.ws.OPEN);
+      expect(straight.ws.readyState).toBe(straight.ws.OPEN);
 
       // The silent socket through nginx was cut without a close frame (1006),
       // and not before the timeout could have fired.
@@ -316,7 +365,30 @@ describe("the container's healthcheck (docker/healthcheck.mjs)", () => {
   it("fails when nothing listens", async () => {
     const run = check(await freePort());
     expect(run.status).toBe(1);
-    expect(run.stderr).toMatch(/healthcheck: http:\/\/127\.0\.0\.1:\d+\/iot\/update/);
+    expect(run.stderr).toMatch(/healthcheck: http:\/\/127\.0\.0\.1:\d+\/api\/session/);
+  });
+});
+
+describe("the client's address, as the Worker's rate limits see it", () => {
+  // Sign-in attempts are limited to 10 a minute per address (LOGIN_LIMITER).
+  // With TRUST_PROXY the Worker takes the address from X-Real-IP, so nginx
+  // must overwrite whatever the client sends there.
+  const attempts = 25; // over two windows at most, one of them sees more than 10
+  const badLogin = (client: LanClient, forged: string) =>
+    client.anonymous("/api/login", { method: "POST", json: { token: "not-the-token" }, headers: { "x-real-ip": forged, "x-forwarded-for": forged } });
+
+  it("straight to the endpoint, a forged X-Real-IP picks a fresh budget each time (why the endpoint sits behind nginx)", async () => {
+    const statuses = [];
+    for (let i = 0; i < attempts; i++) statuses.push((await badLogin(direct, `198.51.100.${i + 1}`)).status);
+    expect(statuses).toEqual(Array(attempts).fill(401));
+  });
+
+  it("through nginx, every attempt counts against the client's real address", async () => {
+    const client = direct.via(proxy.http);
+    const statuses = [];
+    for (let i = 0; i < attempts; i++) statuses.push((await badLogin(client, `203.0.113.${i + 1}`)).status);
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s !== 401 && s !== 429)).toEqual([]);
   });
 });
 
@@ -337,12 +409,12 @@ describe("nginx logs", () => {
     expect(down.errorLog()).toMatch(/\[notice\].*start worker process/); // the error log was on
   });
 
-  it("never write a socket ticket or any query string", async () => {
+  it("never write a ticket, a token or any query string", async () => {
     // A request and a socket with a ticket-shaped secret, on top of every real
-    // ticket the tests above used (including the socket nginx timed out,
-    // which its error log would otherwise print with its request line).
+    // ticket and token the tests above used (including the socket nginx timed
+    // out, which its error log would otherwise print with its request line).
     const canary = "SECRET-canary-0123456789";
-    const res = await request(`${proxy.http}/api/devices?ticket=${canary}`);
+    const res = await direct.via(proxy.http).admin(`/api/devices?ticket=${canary}`);
     expect(res.status).toBe(200);
     await expect(openSocket(`${proxy.http.replace(/^http/, "ws")}/parties/device/nginx-http?ticket=${canary}`)).rejects.toThrow(/401/);
     // The requests are logged, by path: the log is on, only the query is left out.
@@ -350,12 +422,12 @@ describe("nginx logs", () => {
     await waitForLog(proxy, /"GET \/parties\/device\/nginx-http HTTP\/1\.1" 401 /);
     await waitForLog(proxy, /"GET \/parties\/device\/nginx-https HTTP\/1\.1" 101 /);
 
-    expect(issuedTickets.length).toBeGreaterThan(10);
+    expect(issuedSecrets.length).toBeGreaterThan(10);
     for (const n of started) {
       const logs = n.accessLog() + n.errorLog();
       expect(logs).not.toContain(canary);
       expect(logs).not.toContain("ticket=");
-      for (const t of issuedTickets) expect(logs).not.toContain(t);
+      for (const secret of issuedSecrets) expect(logs).not.toContain(secret);
     }
   });
 });

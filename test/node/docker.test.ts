@@ -138,6 +138,7 @@ describe("docker/Dockerfile", () => {
   });
 
   it("starts the endpoint on 0.0.0.0 with its state and secrets on the volume", () => {
+    // TRUST_PROXY is compose's to set: the image alone may be reachable without nginx.
     expect(one("CMD").args).toBe('["node", "scripts/endpoint.mjs"]');
     expect(existsSync(join(ROOT, "scripts/endpoint.mjs"))).toBe(true);
     expect(dockerEnv.HOST).toBe("0.0.0.0");
@@ -211,6 +212,15 @@ describe("docker/compose.yaml", () => {
     expect(nginx.image).toMatch(/^nginx:(stable|mainline|\d+\.\d+(\.\d+)?)(-(bookworm|trixie))?$/);
   });
 
+  it("runs the endpoint with TRUST_PROXY on, as only nginx reaches it and nginx overwrites X-Real-IP", () => {
+    expect(endpoint.command).toEqual(["node", "scripts/endpoint.mjs", "--var", "TRUST_PROXY:true"]);
+    const proxyConf = read("nginx/templates/iot-proxy.inc.template");
+    expect(proxyConf).toMatch(/^proxy_set_header X-Real-IP \$remote_addr;$/m);
+    expect(proxyConf).toMatch(/^proxy_set_header X-Forwarded-For \$remote_addr;$/m);
+    // The Worker's origin check needs the port the browser used (worker/auth.ts isOwnOrigin).
+    expect(proxyConf).toMatch(/^proxy_set_header Host \$forward_host;$/m);
+  });
+
   it("starts nginx once the endpoint's healthcheck passes", () => {
     expect(nginx.depends_on.endpoint.condition).toBe("service_healthy");
     expect(all("HEALTHCHECK")).toHaveLength(1);
@@ -260,6 +270,8 @@ describe("docker/compose.yaml", () => {
     expect(args).toContain("--simulate");
     expect(args[args.indexOf("--endpoint") + 1]).toBe("http://nginx");
     expect(args[args.indexOf("--id") + 1]).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
+    // Its device token comes from the environment compose is started with (provisioned by the operator).
+    expect(device.environment.IOT_TOKEN).toBe("${SIM_DEVICE_TOKEN:-}");
     expect(resolve(DOCKER, device.build.context)).toBe(ROOT);
     expect(device.build.dockerfile).toBe(endpoint.build.dockerfile);
   });
