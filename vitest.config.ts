@@ -19,11 +19,16 @@ export default defineConfig({
               // Test-only values: short timeouts so presence and command time-outs happen in a test's time.
               bindings: {
                 SESSION_SECRET: "test-only-session-secret-0123456789abcdef",
+                ADMIN_TOKEN: "test-only-admin-token-0123456789abcdef",
+                VIEWER_TOKEN: "test-only-viewer-token-0123456789abcdef",
                 HEARTBEAT_MS: "300",
                 HEARTBEAT_TIMEOUT_MS: "900",
                 COMMAND_TIMEOUT_MS: "800",
                 FLEET_PUSH_MS: "0",
                 LOG_READINGS: "false",
+                // Low enough that the flood test goes past it quickly; the fuzz test paces itself under it.
+                FRAME_RATE: "500",
+                FRAME_BURST: "1000",
               },
             },
           }),

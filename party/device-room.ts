@@ -31,10 +31,10 @@ import {
   type ToDashboardMessage,
   type ToDeviceMessage,
 } from "./protocol";
+import { TICKET_HEADERS, consumeNonce, ensureNonceTable, readAdmission, refuse } from "./admission";
 import { roomSettings, type RoomSettings } from "./settings";
 
-/** Connection roles. The Worker decides the role (after auth) and passes it in this header. */
-export const ROLE_HEADER = "x-iot-role";
+/** Connection roles. The Worker decides the role (from the ticket) and passes it in a header. */
 export type Role = "device" | "dashboard";
 
 /** Close codes the room uses (4000–4999 are the application's). */
@@ -43,6 +43,8 @@ export const CLOSE = {
   replaced: 4001,
   helloRequired: 4002,
   revoked: 4003,
+  /** Standard "policy violation": a flood of frames far beyond the rate limit. */
+  flood: 1008,
 } as const;
 
 /** Readings a dashboard gets in its snapshot; the chart's history comes from the readings API. */
@@ -76,6 +78,8 @@ export class DeviceRoom extends Server<Env> {
   #lastFrameAt = Date.now();
   #lastFleetPush = 0;
   #fleetDirty = false;
+  /** Frame budgets per connection id (token buckets); in memory, so a wake from hibernation starts afresh. */
+  #buckets = new Map<string, Bucket>();
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -89,6 +93,7 @@ export class DeviceRoom extends Server<Env> {
       id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
       created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL)`);
     sql.exec(`CREATE TABLE IF NOT EXISTS streams (id TEXT PRIMARY KEY, offset INTEGER NOT NULL, created INTEGER NOT NULL)`);
+    ensureNonceTable(sql);
     const kv = ctx.storage.kv;
     this.#desired = kv.get<DesiredState>("desired") ?? {
       scale: this.settings.defaultScale,
@@ -115,8 +120,33 @@ export class DeviceRoom extends Server<Env> {
   // Lifecycle
   // -------------------------------------------------------------------------
 
+  /**
+   * Admission, before partyserver accepts a socket: each ticket opens one
+   * socket only, and a device ticket issued before its credentials were
+   * rotated or revoked is worthless.
+   */
+  async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const admission = readAdmission(request);
+      if (!admission) return refuse(401, "ticket_required", "sockets are opened through the Worker with a ticket");
+      if (!consumeNonce(this.ctx.storage.sql, admission.nonce, admission.exp)) {
+        return refuse(401, "ticket_used", "this ticket was already used; get a new one");
+      }
+      if (admission.role === "device") {
+        const credential = this.#credential();
+        if (!credential.hash || admission.iat < credential.epoch) {
+          return refuse(401, "credentials_revoked", "this device's credentials were rotated or revoked");
+        }
+      }
+    }
+    return super.fetch(request);
+  }
+
+  /** `["device"]`, or `["dashboard", "operator" | "viewer"]`: only operators may send commands. */
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
-    return [roleOf(context.request)];
+    const role = roleOf(context.request);
+    if (role === "device") return ["device"];
+    return ["dashboard", context.request.headers.get(TICKET_HEADERS.sub) === "operator" ? "operator" : "viewer"];
   }
 
   onConnect(connection: Connection, context: ConnectionContext): void {
@@ -138,6 +168,7 @@ export class DeviceRoom extends Server<Env> {
   }
 
   onMessage(connection: Connection, raw: WSMessage): void {
+    if (!this.#allowFrame(connection)) return;
     // partyserver does not await/catch us in hibernation mode: never let a frame throw.
     try {
       if (connection.tags.includes("device")) this.#onDeviceFrame(connection, raw);
@@ -149,6 +180,7 @@ export class DeviceRoom extends Server<Env> {
   }
 
   onClose(connection: Connection): void {
+    this.#buckets.delete(connection.id);
     if (connection.tags.includes("device") && this.#deviceConnections().length === 0) {
       this.#setOnline(false);
     }
@@ -241,12 +273,39 @@ export class DeviceRoom extends Server<Env> {
     return this.#getCommand(id)!;
   }
 
-  /** Cut off the device socket (credentials revoked or rotated). */
-  disconnectDevice(reason: string): number {
-    const sockets = this.#deviceConnections();
-    for (const ws of sockets) closeQuietly(ws, CLOSE.revoked, reason);
-    if (sockets.length) this.#setOnline(false);
-    return sockets.length;
+  // Credentials: only the SHA-256 of the device's secret is kept, here in its own
+  // room, so checking a device token touches one device's storage and nothing shared.
+
+  /** First credentials for this device; false if it already has live ones (rotate instead). */
+  provision(hash: string): boolean {
+    if (this.#credential().hash) return false;
+    this.#setCredential(hash);
+    return true;
+  }
+
+  /** New credentials; the old token and any socket opened with it stop working at once. */
+  rotate(hash: string): boolean {
+    if (!this.#credential().hash) return false;
+    this.#setCredential(hash);
+    this.#disconnectDevice("credentials rotated");
+    return true;
+  }
+
+  /** No credentials: the device is cut off now and refused until provisioned again. */
+  revoke(): boolean {
+    const had = this.#credential().hash !== null;
+    this.#setCredential(null);
+    this.#disconnectDevice("credentials revoked");
+    return had;
+  }
+
+  verifyCredential(hash: string): boolean {
+    const stored = this.#credential().hash;
+    return stored !== null && timingSafeEqualHex(stored, hash);
+  }
+
+  hasCredential(): boolean {
+    return this.#credential().hash !== null;
   }
 
   // -------------------------------------------------------------------------
@@ -414,6 +473,9 @@ export class DeviceRoom extends Server<Env> {
   #onDashboardFrame(connection: Connection, raw: WSMessage): void {
     const parsed = parseFrame(DashboardMessage, raw);
     if (!parsed.ok) return this.#sendTo(connection, parsed.error);
+    if (!connection.tags.includes("operator")) {
+      return this.#sendTo(connection, errorMessage("forbidden", "viewers cannot send commands"));
+    }
     const msg = parsed.value;
     const record = this.submitCommand(msg.id, msg.command);
     // The sender always hears back, even if it reused an id whose command already finished.
@@ -494,9 +556,14 @@ export class DeviceRoom extends Server<Env> {
     if (pending !== null) next = Math.min(next, Math.max(pending, now + 10));
     if (!Number.isFinite(next)) return;
     // setAlarm replaces any earlier schedule: only move it earlier, or set it when none is set.
-    void this.ctx.storage.getAlarm().then((current) => {
-      if (current === null || current > next || current < now) return this.ctx.storage.setAlarm(next);
-    });
+    this.ctx.waitUntil(
+      this.ctx.storage
+        .getAlarm()
+        .then((current) => {
+          if (current === null || current > next || current < now) return this.ctx.storage.setAlarm(next);
+        })
+        .catch((err: unknown) => console.error(`room ${this.name}: could not schedule the alarm:`, err)),
+    );
   }
 
   // -------------------------------------------------------------------------
@@ -530,6 +597,54 @@ export class DeviceRoom extends Server<Env> {
     );
     const record = this.#getCommand(id);
     if (record) this.#broadcastDashboards({ type: "command-status", command: record });
+  }
+
+  // -------------------------------------------------------------------------
+  // Credentials and limits
+  // -------------------------------------------------------------------------
+
+  #credential(): { hash: string | null; epoch: number } {
+    return this.ctx.storage.kv.get<{ hash: string | null; epoch: number }>("credential") ?? { hash: null, epoch: 0 };
+  }
+
+  #setCredential(hash: string | null): void {
+    this.ctx.storage.kv.put("credential", { hash, epoch: Date.now() });
+  }
+
+  #disconnectDevice(reason: string): void {
+    const sockets = this.#deviceConnections();
+    for (const ws of sockets) closeQuietly(ws, CLOSE.revoked, reason);
+    if (sockets.length) this.#setOnline(false);
+  }
+
+  /**
+   * A token bucket per connection: `frameRate` frames a second with bursts of
+   * `frameBurst`. Over budget, frames are refused with `rate_limited` (the
+   * agent resends unacked readings, so nothing is lost); a sender that keeps
+   * going to twice the burst is closed with 1008.
+   */
+  #allowFrame(connection: Connection): boolean {
+    const { frameRate, frameBurst } = this.settings;
+    const now = Date.now();
+    let bucket = this.#buckets.get(connection.id);
+    if (!bucket) {
+      bucket = { tokens: frameBurst, at: now, warned: 0 };
+      this.#buckets.set(connection.id, bucket);
+    }
+    bucket.tokens = Math.min(frameBurst, bucket.tokens + ((now - bucket.at) / 1000) * frameRate);
+    bucket.at = now;
+    bucket.tokens -= 1;
+    if (bucket.tokens >= 0) return true;
+    if (bucket.tokens < -frameBurst) {
+      console.warn(`room ${this.name}: closing a ${connection.tags[0]} socket that flooded ${frameBurst * 2} frames past its budget`);
+      closeQuietly(connection, CLOSE.flood, "too many frames");
+      return false;
+    }
+    if (now - bucket.warned >= 1000) {
+      bucket.warned = now;
+      this.#sendTo(connection, errorMessage("rate_limited", `over ${frameRate} frames/s; frames are being dropped`));
+    }
+    return false;
   }
 
   // -------------------------------------------------------------------------
@@ -617,6 +732,16 @@ export type FleetPatch = {
   lastSeq: number | null;
 };
 
+type Bucket = { tokens: number; at: number; warned: number };
+
+/** Both are hex SHA-256 digests of equal length; compare without an early exit. */
+function timingSafeEqualHex(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
+}
+
 type CommandRow = { id: string; body: string; status: string; error: string | null; created: number; updated: number };
 
 function commandFromRow(row: CommandRow): CommandRecord {
@@ -640,7 +765,7 @@ function applyCommand(desired: DesiredState, command: CommandBody): DesiredState
 }
 
 function roleOf(request: Request): Role {
-  return request.headers.get(ROLE_HEADER) === "device" ? "device" : "dashboard";
+  return request.headers.get(TICKET_HEADERS.role) === "device" ? "device" : "dashboard";
 }
 
 function closeQuietly(ws: WebSocket, code: number, reason: string): void {

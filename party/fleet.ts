@@ -7,6 +7,7 @@
  * own DeviceRoom, so the registry is not on the hot path of a reading.
  */
 import { Server, type Connection, type WSMessage } from "partyserver";
+import { consumeNonce, ensureNonceTable, readAdmission, refuse } from "./admission";
 import { errorMessage, type DeviceSummary, type ToFleetDashboardMessage } from "./protocol";
 import type { FleetPatch } from "./device-room";
 
@@ -31,6 +32,19 @@ export class FleetRegistry extends Server<Env> {
     ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS devices (
       id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen INTEGER, ip TEXT, fw TEXT,
       scale TEXT, temperature REAL, reading_ts INTEGER, last_seq INTEGER, registered_at INTEGER NOT NULL)`);
+    ensureNonceTable(ctx.storage.sql);
+  }
+
+  /** Each ticket opens one fleet socket only (see party/admission.ts). */
+  async fetch(request: Request): Promise<Response> {
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
+      const admission = readAdmission(request);
+      if (!admission) return refuse(401, "ticket_required", "sockets are opened through the Worker with a ticket");
+      if (!consumeNonce(this.ctx.storage.sql, admission.nonce, admission.exp)) {
+        return refuse(401, "ticket_used", "this ticket was already used; get a new one");
+      }
+    }
+    return super.fetch(request);
   }
 
   onConnect(connection: Connection): void {

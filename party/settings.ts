@@ -16,6 +16,9 @@ export type RoomSettings = {
   retainReadings: number;
   fleetPushMs: number;
   logReadings: boolean;
+  /** Frames a second one socket may send, and the burst it may save up. */
+  frameRate: number;
+  frameBurst: number;
 };
 
 function int(value: string | undefined, fallback: number, name: string): number {
@@ -39,5 +42,7 @@ export function roomSettings(env: Env): RoomSettings {
     retainReadings: int(env.RETAIN_READINGS, 7 * 24 * 3600, "RETAIN_READINGS"),
     fleetPushMs: int(env.FLEET_PUSH_MS, 2_000, "FLEET_PUSH_MS"),
     logReadings: (env.LOG_READINGS ?? "true") !== "false",
+    frameRate: int(env.FRAME_RATE, 200, "FRAME_RATE"),
+    frameBurst: int(env.FRAME_BURST, 1000, "FRAME_BURST"),
   };
 }

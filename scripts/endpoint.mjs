@@ -17,7 +17,12 @@ const host = process.env.HOST || "127.0.0.1";
 const stateDir = resolve(root, process.env.STATE_DIR || ".wrangler/state");
 const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
 
-ensureDevVars(devVars);
+const secrets = ensureDevVars(devVars);
+const shownHost = host === "0.0.0.0" ? "localhost" : host;
+console.log(
+  `endpoint: sign in at http://${shownHost}:${port} with the operator token ${secrets.ADMIN_TOKEN}\n` +
+    `          (read-only viewers: ${secrets.VIEWER_TOKEN}); both live in ${devVars}`,
+);
 if (process.env.SKIP_BUILD !== "1") {
   const built = spawnSync(process.execPath, [join(root, "dashboard/build.mjs")], { stdio: "inherit" });
   if (built.status !== 0) process.exit(built.status ?? 1);

@@ -27,6 +27,10 @@ export function onError(err: Error, c: Context): Response {
   if (err instanceof ApiError) return c.json(errorBody(err.code, err.message), err.status);
   if (err instanceof HTTPException) {
     const status = err.status as ContentfulStatusCode;
+    // Hono's JSON validator parses first when the Content-Type says JSON; same answer as ours.
+    if (status === 400 && err.message.startsWith("Malformed JSON")) {
+      return c.json(errorBody("invalid_json", "body is not valid JSON"), 400);
+    }
     const code = status === 413 ? "payload_too_large" : status === 400 ? "bad_request" : "http_error";
     return c.json(errorBody(code, err.message || "request refused"), status);
   }

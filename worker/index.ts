@@ -7,6 +7,7 @@
 import { Hono } from "hono";
 import type { AppEnv } from "./env";
 import { notFound, onError } from "./errors";
+import { clientIp, rateLimit } from "./rate-limit";
 import { api } from "./routes/api";
 import { iot } from "./routes/iot";
 import { parties } from "./routes/parties";
@@ -15,6 +16,7 @@ export { DeviceRoom } from "../party/device-room";
 export { FleetRegistry } from "../party/fleet";
 
 export const app = new Hono<AppEnv>()
+  .use(rateLimit<AppEnv>((env) => env.IP_LIMITER, (c) => clientIp(c), "requests from this address"))
   .route("/iot", iot)
   .route("/api", api)
   .route("/parties", parties)

@@ -20,6 +20,8 @@ export const TicketClaims = z.strictObject({
   /** Who asked: `device:<id>`, `operator`, `viewer`. */
   sub: z.string().max(80),
   exp: z.number().int(),
+  /** Issued at: a device ticket older than the device's latest credentials is refused. */
+  iat: z.number().int(),
   nonce: z.string().max(40),
 });
 export type TicketClaims = z.infer<typeof TicketClaims>;
@@ -41,10 +43,10 @@ function hmacKey(secret: string): Promise<CryptoKey> {
 
 export async function issueTicket(
   secret: string,
-  claims: Omit<TicketClaims, "exp" | "nonce">,
+  claims: Omit<TicketClaims, "exp" | "iat" | "nonce">,
   now = Date.now(),
 ): Promise<{ ticket: string; expiresAt: number }> {
-  const full: TicketClaims = { ...claims, exp: now + TICKET_TTL_MS, nonce: randomToken(12) };
+  const full: TicketClaims = { ...claims, exp: now + TICKET_TTL_MS, iat: now, nonce: randomToken(12) };
   const body = base64url(encoder.encode(JSON.stringify(full)));
   const mac = await crypto.subtle.sign("HMAC", await hmacKey(secret), encoder.encode(body));
   return { ticket: `${body}.${base64url(new Uint8Array(mac))}`, expiresAt: full.exp };

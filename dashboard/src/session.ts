@@ -1,7 +1,7 @@
 /**
  * Who is looking: the one module that knows the endpoint's sign-in API.
  *
- *   GET  /api/session  → 200 {role, expiresAt} | 401 (signed out) | 404 (this endpoint has no auth)
+ *   GET  /api/session  → 200 {role, expiresAt?} | 401 (signed out) | 404 (this endpoint has no auth)
  *   POST /api/login    {token} → 200 {role, expiresAt}, sets an HttpOnly session cookie | 401
  *   POST /api/logout   → 204
  *
@@ -16,7 +16,8 @@ export type Role = "operator" | "viewer";
 
 export type Session =
   | { kind: "open" }
-  | { kind: "signed-in"; role: Role; expiresAt: number }
+  /** `expiresAt` comes with a sign-in; `GET /api/session` may leave it out. */
+  | { kind: "signed-in"; role: Role; expiresAt?: number }
   | { kind: "signed-out" };
 
 /**
@@ -26,7 +27,7 @@ export type Session =
  */
 const SessionBody = z.object({
   role: z.enum(["operator", "viewer"]),
-  expiresAt: z.number(),
+  expiresAt: z.number().optional(),
 });
 
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
@@ -84,7 +85,8 @@ export function describeSession(session: Session): string {
 function signedIn(json: unknown): Session {
   const body = SessionBody.safeParse(json);
   if (!body.success) throw new SessionUnavailable("the session answer did not parse");
-  return { kind: "signed-in", role: body.data.role, expiresAt: body.data.expiresAt };
+  const { role, expiresAt } = body.data;
+  return expiresAt === undefined ? { kind: "signed-in", role } : { kind: "signed-in", role, expiresAt };
 }
 
 async function send(fetchFn: Fetch, path: string, init: RequestInit): Promise<Response> {

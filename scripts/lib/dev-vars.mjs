@@ -6,6 +6,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 /** The secrets the Worker needs, and how to make each one. */
 export const SECRETS = {
   SESSION_SECRET: () => randomBytes(32).toString("base64url"),
+  ADMIN_TOKEN: () => `op_${randomBytes(24).toString("base64url")}`,
+  VIEWER_TOKEN: () => `view_${randomBytes(24).toString("base64url")}`,
 };
 
 export function parseDevVars(text) {

@@ -1,20 +1,22 @@
 /**
  * The dashboard in Debian's Chromium against the real endpoint (wrangler dev +
- * workerd) and a protocol-speaking test device. The steps build on each other
- * in order, as one operator's session would: an empty endpoint, a device
- * registering, watching it, commanding it, a second screen, a dropped
- * connection, the device going away.
+ * workerd, with its auth) and a protocol-speaking test device. The steps build
+ * on each other in order, as one operator's day would: signing in to an empty
+ * endpoint, a device registering, watching it, commanding it, a viewer's phone,
+ * a dropped connection, the device going away, signing out.
  *
  * Screenshots go to test/artifacts/ (git-ignored) for a person to look at;
  * the page-load-to-first-live-reading time is written to
  * test/artifacts/timings.json (measured, not asserted).
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startEndpoint, type Endpoint } from "../support/endpoint";
+import { EndpointClient } from "../support/client";
+import { devVars, ROOT, startEndpoint, type Endpoint } from "../support/endpoint";
 import { startTestDevice, type SimulatedDevice } from "../support/test-device";
 
 const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), "../artifacts");
@@ -22,32 +24,49 @@ const DEVICE = "pi-kitchen";
 const MISSING = "no-such-device";
 /** Requests that answer 404 on purpose in the step about a device that never registered. */
 const EXPECTED_404 = new RegExp(`^/api/(tickets|devices/${MISSING}/readings)$`);
+/**
+ * Chromium logs every non-2xx fetch as "Failed to load resource". These are answers the page
+ * asks for on purpose: the session probe (401 before sign-in), the wrong token of the sign-in
+ * step, and the 404s of the step about a device that does not exist. Anything else counts.
+ */
+function expectedFailure(path: string): boolean {
+  return path === "/api/session" || path === "/api/login" || EXPECTED_404.test(path);
+}
 /** Generous: two cores shared with other work; these are upper bounds, never expectations. */
 const SOON = 15_000;
 
 let endpoint: Endpoint;
+let operator: EndpointClient;
+let viewerToken: string;
 let browser: Browser;
 let device: SimulatedDevice | undefined;
 const contexts: BrowserContext[] = [];
 const consoleErrors: string[] = [];
 const timings: Record<string, number> = {};
 
-async function newPage(kind: "desktop" | "phone" = "desktop"): Promise<Page> {
+/**
+ * A page in a fresh browser context (its own cookies). With `token`, the context signs in
+ * first through the API, as a browser that signed in earlier would be; the sign-in form
+ * itself is exercised in the first step.
+ */
+async function newPage(kind: "desktop" | "phone" = "desktop", token?: string): Promise<Page> {
   const context = await browser.newContext(
     kind === "desktop"
       ? { viewport: { width: 1280, height: 860 } }
       : { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true },
   );
   contexts.push(context);
+  if (token) {
+    // context.request shares the context's cookie jar: the session cookie lands where the page will use it.
+    const res = await context.request.post(`${endpoint.url}/api/login`, { data: { token } });
+    expect(res.status()).toBe(200);
+  }
   const page = await context.newPage();
   page.on("console", (msg) => {
     if (msg.type() !== "error") return;
     const url = msg.location().url;
-    // Chromium logs every non-2xx fetch as "Failed to load resource". Expected ones: the session
-    // probe (404 = this endpoint has no sign-in, see dashboard/src/session.ts) and the 404s of the
-    // step that opens a device that does not exist. Anything else counts.
     const path = new URL(url || "/", endpoint.url).pathname;
-    if (msg.text().startsWith("Failed to load resource") && (path === "/api/session" || EXPECTED_404.test(path))) return;
+    if (msg.text().startsWith("Failed to load resource") && expectedFailure(path)) return;
     consoleErrors.push(`[${kind}] ${msg.text()} (${url})`);
   });
   page.on("pageerror", (err) => consoleErrors.push(`[${kind}] page error: ${err.message}`));
@@ -75,7 +94,13 @@ async function bigReading(page: Page): Promise<{ value: number; unit: string }> 
 
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
+  // The endpoint serves dashboard/dist as it is (SKIP_BUILD): build it now so no test sees a stale bundle.
+  const built = spawnSync(process.execPath, [join(ROOT, "dashboard/build.mjs")], { encoding: "utf8", timeout: 60_000 });
+  if (built.status !== 0) throw new Error(`dashboard build failed:\n${built.stdout}\n${built.stderr}`);
   endpoint = await startEndpoint();
+  const secrets = devVars(endpoint);
+  operator = new EndpointClient(endpoint.url, secrets.ADMIN_TOKEN!);
+  viewerToken = secrets.VIEWER_TOKEN!;
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -99,6 +124,8 @@ afterAll(async () => {
   await bounded(device?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
   await endpoint?.stop();
+  // The temp folder startEndpoint made for this run's state and secrets.
+  if (endpoint) rmSync(dirname(endpoint.devVars), { recursive: true, force: true });
   if (Object.keys(timings).length) writeFileSync(join(ARTIFACTS, "timings.json"), `${JSON.stringify(timings, null, 2)}\n`);
 }, 60_000);
 
@@ -106,9 +133,24 @@ describe("the dashboard in a browser", () => {
   let first: Page;
   let second: Page;
 
-  it("says it is awaiting registration, with a spinner, before any device has registered", async () => {
+  it("asks to sign in, refuses a wrong token, and lets the operator in", async () => {
     first = await newPage("desktop");
     await first.goto(endpoint.url);
+    const token = first.getByLabel("Access token");
+    await token.waitFor({ timeout: SOON });
+    await token.fill("not-the-token-at-all-0123456789");
+    await first.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => first.getByRole("alert").textContent(), { timeout: SOON }).toBe(
+      "That token was not accepted. Check it and try again.",
+    );
+    await shot(first, "0-sign-in");
+    await token.fill(operator.adminToken);
+    await first.keyboard.press("Enter");
+    await first.locator("#who").getByText("Operator").waitFor({ timeout: SOON });
+    expect(await first.getByRole("button", { name: "Sign out" }).isVisible()).toBe(true);
+  });
+
+  it("says it is awaiting registration, with a spinner, before any device has registered", async () => {
     const awaiting = first.getByText("Awaiting IoT Endpoint Registration ...");
     await awaiting.waitFor({ timeout: SOON });
     expect(await first.locator(".awaiting .spinner").isVisible()).toBe(true);
@@ -120,7 +162,7 @@ describe("the dashboard in a browser", () => {
   it("shows a device that registers without a reload: online, with a reading", async () => {
     // Marks this document; a reload would lose it.
     await first.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
-    device = await startTestDevice({ endpoint: endpoint.url, id: DEVICE });
+    device = await startTestDevice({ endpoint: endpoint.url, id: DEVICE, token: await operator.token(DEVICE) });
     const row = first.locator(`.fleet li[data-device="${DEVICE}"]`);
     await first.locator(`.fleet li[data-device="${DEVICE}"][data-state=online]`).waitFor({ timeout: SOON });
     // The fleet's latest reading comes from the registry (pushed every 2 s at most).
@@ -133,7 +175,8 @@ describe("the dashboard in a browser", () => {
   });
 
   it("shows a fresh page the live reading within seconds, and the chart grows", async () => {
-    second = await newPage("desktop");
+    // Signed in already (a session cookie), as an operator opening the dashboard in the morning.
+    second = await newPage("desktop", operator.adminToken);
     await second.goto(`${endpoint.url}/devices/${DEVICE}`);
     await second.locator(".presence[data-state=online]").waitFor({ timeout: SOON });
     await second.waitForFunction(() => performance.getEntriesByName("iot:first-live-reading").length > 0, null, {
@@ -190,14 +233,19 @@ describe("the dashboard in a browser", () => {
     await shot(second, "3-device-celsius");
   });
 
-  it("shows a phone the same state as the desktop pages", async () => {
-    const phone = await newPage("phone");
+  it("shows a viewer's phone the same state as the desktop pages, with the switch off", async () => {
+    const phone = await newPage("phone", viewerToken);
     await phone.goto(`${endpoint.url}/devices/${DEVICE}`);
     await phone.locator(".presence[data-state=online]").waitFor({ timeout: SOON });
     await phone.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
     expect(await phone.locator(".command-status").textContent()).toBe("Applied: the device switched to °C");
     expect(await phone.getByRole("button", { name: "°C" }).getAttribute("aria-pressed")).toBe("true");
     await expect.poll(async () => (await bigReading(phone)).unit, { timeout: SOON }).toBe("°C");
+    // A viewer watches; the endpoint would refuse a viewer's command (403), so the page does not offer one.
+    expect(await phone.locator("#who").textContent()).toBe("Viewer (read-only)");
+    expect(await phone.getByRole("button", { name: "°F" }).isDisabled()).toBe(true);
+    expect(await phone.getByRole("button", { name: "°C" }).isDisabled()).toBe(true);
+    expect(await phone.locator(".scale .hint").textContent()).toBe("Viewers cannot change the scale; sign in as an operator.");
     // Both see the same readings: the phone reaches what the desktop page had.
     const desktopSeq = (await chartFacts(second)).maxSeq;
     await expect.poll(async () => (await chartFacts(phone)).maxSeq, { timeout: SOON }).toBeGreaterThanOrEqual(desktopSeq);
@@ -210,14 +258,10 @@ describe("the dashboard in a browser", () => {
   it("shows a dropped connection as reconnecting, then catches up from history with no hole", async () => {
     // 10 readings a second, so an outage of ~15 s outruns the 120 readings a reconnect's snapshot carries
     // and only the readings API can fill the rest.
-    const res = await fetch(`${endpoint.url}/api/devices/${DEVICE}/commands`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ cmd: "interval", intervalMs: 100 }),
-    });
+    const res = await operator.admin(`/api/devices/${DEVICE}/commands`, { method: "POST", json: { cmd: "interval", intervalMs: 100 } });
     expect(res.status).toBe(202);
 
-    const page = await newPage("desktop");
+    const page = await newPage("desktop", operator.adminToken);
     let cut = false;
     const open: WebSocketRoute[] = [];
     await page.routeWebSocket(/\/parties\//, (ws) => {
@@ -257,15 +301,11 @@ describe("the dashboard in a browser", () => {
     await shot(page, "6-caught-up");
 
     // Back to 1 Hz for the rest of the run.
-    await fetch(`${endpoint.url}/api/devices/${DEVICE}/commands`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ cmd: "interval", intervalMs: 1000 }),
-    });
+    await operator.admin(`/api/devices/${DEVICE}/commands`, { method: "POST", json: { cmd: "interval", intervalMs: 1000 } });
   }, 120_000);
 
   it("says so when a device URL names a device that never registered", async () => {
-    const page = await newPage("desktop");
+    const page = await newPage("desktop", operator.adminToken);
     await page.goto(`${endpoint.url}/devices/${MISSING}`);
     const notice = page.locator(".device .notice");
     await notice.waitFor({ timeout: SOON });
@@ -283,6 +323,14 @@ describe("the dashboard in a browser", () => {
       expect(await page.locator(".presence-line").textContent()).toMatch(/^Offline · last seen /);
     }
     await shot(second, "7-device-offline");
+  });
+
+  it("signs out: back to the sign-in form, and a reload stays signed out", async () => {
+    await first.getByRole("button", { name: "Sign out" }).click();
+    await first.getByLabel("Access token").waitFor({ timeout: SOON });
+    expect(await first.locator(".fleet").count()).toBe(0);
+    await first.reload();
+    await first.getByLabel("Access token").waitFor({ timeout: SOON });
   });
 
   it("logged no console errors on any page", () => {

@@ -27,6 +27,10 @@ describe("dashboard session", () => {
     expect(canCommand(session)).toBe(false);
   });
 
+  it("reads the role from GET /api/session, which need not say when the session ends", async () => {
+    expect(await loadSession(answer(200, { role: "operator" }).fetchFn)).toEqual({ kind: "signed-in", role: "operator" });
+  });
+
   it("knows operators from viewers, and only operators command", async () => {
     const operator = await loadSession(answer(200, { role: "operator", expiresAt: 5 }).fetchFn);
     const viewer = await loadSession(answer(200, { role: "viewer", expiresAt: 5 }).fetchFn);

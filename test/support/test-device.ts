@@ -1,6 +1,6 @@
 /**
  * A small device that speaks the real protocol, for browser and end-to-end
- * tests: it registers (`GET /iot/config`), takes a device ticket, says
+ * tests: with a provisioned token it registers (`GET /iot/config`), takes a device ticket, says
  * `hello`, streams `readings` at a fixed rate, heartbeats, applies the room's
  * `desired` state and answers every `command` with a `result`.
  *
@@ -40,11 +40,11 @@ export interface SimulatedDevice {
 export type DeviceOptions = {
   endpoint: string;
   id: string;
+  /** Its credentials, `<id>.<secret>`, from `POST /api/devices` (provisioning). */
+  token: string;
   /** Sample interval (ms); an `interval` command changes it. Default 1000. */
   intervalMs?: number;
   fw?: string;
-  /** Extra headers for the REST calls (a session cookie, once the endpoint wants one). */
-  headers?: Record<string, string>;
 };
 
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -53,10 +53,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export async function startTestDevice(opts: DeviceOptions): Promise<SimulatedDevice> {
   const { endpoint, id } = opts;
+  const auth = { authorization: `Bearer ${opts.token}` };
   // An address from the documentation range (RFC 5737): it is only a header, nothing connects to it.
   const ip = "192.0.2.10";
   const configRes = await fetch(`${endpoint}/iot/config`, {
-    headers: { "x-iot-ip": ip, "x-iot-id": id, ...opts.headers },
+    headers: { "x-iot-ip": ip, "x-iot-id": id, ...auth },
     signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
   });
   if (!configRes.ok) throw new Error(`test device ${id}: GET /iot/config answered ${configRes.status}: ${await configRes.text()}`);
@@ -64,7 +65,7 @@ export async function startTestDevice(opts: DeviceOptions): Promise<SimulatedDev
 
   const ticketRes = await fetch(`${endpoint}/api/tickets`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...opts.headers },
+    headers: { "content-type": "application/json", ...auth },
     body: JSON.stringify({ device: id, role: "device" }),
     signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS),
   });

@@ -7,6 +7,11 @@ import { exports } from "cloudflare:workers";
 import type { Reading, ReportedState } from "../../party/protocol";
 
 export const BASE = "http://iot.test";
+/** The secrets vitest.config.ts gives the test Worker. */
+export const ADMIN_TOKEN = "test-only-admin-token-0123456789abcdef";
+export const VIEWER_TOKEN = "test-only-viewer-token-0123456789abcdef";
+export const asAdmin = { authorization: `Bearer ${ADMIN_TOKEN}` };
+export const asViewer = { authorization: `Bearer ${VIEWER_TOKEN}` };
 
 let counter = 0;
 /** A unique device id per test: rooms are not shared between tests. */
@@ -14,8 +19,16 @@ export function uniqueId(prefix = "dev"): string {
   return `${prefix}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
 }
 
+/**
+ * Each test file calls from its own address, so the per-address rate limit
+ * (1,200 a minute) measures one file, not the whole suite.
+ */
+const CLIENT_IP = `198.51.100.${Math.floor(Math.random() * 250) + 1}`;
+
 export function call(path: string, init?: RequestInit): Promise<Response> {
-  return exports.default.fetch(new Request(`${BASE}${path}`, init));
+  const request = new Request(`${BASE}${path}`, init);
+  if (!request.headers.has("cf-connecting-ip")) request.headers.set("cf-connecting-ip", CLIENT_IP);
+  return exports.default.fetch(request);
 }
 
 export async function json<T = any>(res: Response): Promise<T> {
@@ -30,14 +43,38 @@ export function postJson(path: string, body: unknown, headers: Record<string, st
   });
 }
 
+export function get(path: string, headers: Record<string, string> = asAdmin): Promise<Response> {
+  return call(path, { headers });
+}
+
+const tokens = new Map<string, string>();
+
+/** Provision a device as the operator would; returns its token (`<id>.<secret>`). */
+export async function provision(id: string): Promise<string> {
+  const res = await postJson("/api/devices", { id }, asAdmin);
+  if (res.status !== 201) throw new Error(`provision ${id}: ${res.status} ${await res.text()}`);
+  const { token } = (await res.json()) as { token: string };
+  tokens.set(id, token);
+  return token;
+}
+
+/** The device's own credentials, as headers (provisioning it first if needed). */
+export async function asDevice(id: string): Promise<Record<string, string>> {
+  const token = tokens.get(id) ?? (await provision(id));
+  return { authorization: `Bearer ${token}` };
+}
+
+/** Provision (once) and register the device with `GET /iot/config`, as the agent does at start. */
 export async function register(id: string, ip = "192.168.1.19"): Promise<any> {
-  const res = await call("/iot/config", { headers: { "x-iot-ip": ip, "x-iot-id": id } });
+  const res = await call("/iot/config", { headers: { "x-iot-ip": ip, ...(await asDevice(id)) } });
   if (res.status !== 200) throw new Error(`register ${id}: ${res.status} ${await res.text()}`);
   return res.json();
 }
 
-export async function ticket(id: string, role: "device" | "dashboard"): Promise<string> {
-  const res = await postJson("/api/tickets", { device: id, role });
+/** A socket ticket: the device's own for role device, the operator's (or `as`) for a dashboard. */
+export async function ticket(id: string, role: "device" | "dashboard", as: Record<string, string> = asAdmin): Promise<string> {
+  const headers = role === "device" ? await asDevice(id) : as;
+  const res = await postJson("/api/tickets", { device: id, role }, headers);
   if (res.status !== 200) throw new Error(`ticket ${id}: ${res.status} ${await res.text()}`);
   return ((await res.json()) as { ticket: string }).ticket;
 }
@@ -99,8 +136,8 @@ export async function connect(path: string): Promise<Client> {
   };
 }
 
-export async function connectDashboard(id: string): Promise<Client> {
-  const client = await connect(`/parties/device/${id}?ticket=${await ticket(id, "dashboard")}`);
+export async function connectDashboard(id: string, as: Record<string, string> = asAdmin): Promise<Client> {
+  const client = await connect(`/parties/device/${id}?ticket=${await ticket(id, "dashboard", as)}`);
   await client.next((m) => m.type === "snapshot");
   return client;
 }

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { evictDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { PING, PONG } from "../../party/protocol";
-import { call, connect, connectDashboard, connectDevice, json, postJson, reading, register, ticket, uniqueId } from "./helpers";
+import { asAdmin, connect, get, connectDashboard, connectDevice, json, postJson, reading, register, ticket, uniqueId } from "./helpers";
 
 describe("DeviceRoom", () => {
   it("fans readings out in order to three dashboards and acks the device", async () => {
@@ -17,7 +17,7 @@ describe("DeviceRoom", () => {
       const seqs = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
       expect(seqs).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     }
-    const { readings } = await json(await call(`/api/devices/${id}/readings`));
+    const { readings } = await json(await get(`/api/devices/${id}/readings`));
     expect(readings.map((r: any) => r.seq)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
     expect(readings[0]).toEqual(reading(1));
   });
@@ -35,9 +35,9 @@ describe("DeviceRoom", () => {
     await dash.next((m) => m.type === "readings" && m.readings.some((r: any) => r.seq === 3));
     const fanned = dash.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
     expect(fanned).toEqual([1, 2, 3]);
-    const { readings } = await json(await call(`/api/devices/${id}/readings`));
+    const { readings } = await json(await get(`/api/devices/${id}/readings`));
     expect(readings).toEqual([reading(1), reading(2), reading(3)]);
-    expect((await json(await call(`/api/devices/${id}`))).stored).toBe(3);
+    expect((await json(await get(`/api/devices/${id}`))).stored).toBe(3);
   });
 
   it("acks only up to the highest contiguous seq when there is a gap, then past it once filled", async () => {
@@ -56,7 +56,7 @@ describe("DeviceRoom", () => {
   it("sends the desired state to a device that connects after the command was given", async () => {
     const id = uniqueId();
     await register(id);
-    const res = await postJson(`/api/devices/${id}/commands`, { cmd: "scale", scale: "C" });
+    const res = await postJson(`/api/devices/${id}/commands`, { cmd: "scale", scale: "C" }, asAdmin);
     expect(res.status).toBe(202);
     const record = await json(res);
     expect(record.status).toBe("queued");
@@ -66,7 +66,7 @@ describe("DeviceRoom", () => {
     // The queued command follows, so the device can confirm it.
     const cmd = await device.next((m) => m.type === "command");
     expect(cmd).toEqual({ type: "command", id: record.id, command: { cmd: "scale", scale: "C" } });
-    const state = await json(await call(`/api/devices/${id}`));
+    const state = await json(await get(`/api/devices/${id}`));
     expect(state.commands[0].status).toBe("delivered");
   });
 
@@ -96,7 +96,7 @@ describe("DeviceRoom", () => {
     const timedOut = await dash.next((m) => m.type === "command-status" && m.command.status === "timed-out", 5_000);
     expect(timedOut.command.error).toMatch(/no answer/);
     // The desired state stays: a device that comes back later still converges on it.
-    expect((await json(await call(`/api/devices/${id}`))).desired.scale).toBe("C");
+    expect((await json(await get(`/api/devices/${id}`))).desired.scale).toBe("C");
   });
 
   it("answers a failed command with failed and the device's reason", async () => {
@@ -139,7 +139,7 @@ describe("DeviceRoom", () => {
     device.send({ type: "readings", readings: [reading(1)] });
     await device.next((m) => m.type === "ack" && m.seq === 1);
     await dash.next((m) => m.type === "readings");
-    const { readings } = await json(await call(`/api/devices/${id}/readings`));
+    const { readings } = await json(await get(`/api/devices/${id}/readings`));
     expect(readings).toEqual([reading(1)]);
   });
 
@@ -149,7 +149,7 @@ describe("DeviceRoom", () => {
     const device = await connect(`/parties/device/${id}?ticket=${await ticket(id, "device")}`);
     device.send({ type: "readings", readings: [reading(1)] });
     await device.next((m) => m.type === "error" && m.code === "hello_required");
-    expect((await json(await call(`/api/devices/${id}/readings`))).readings).toEqual([]);
+    expect((await json(await get(`/api/devices/${id}/readings`))).readings).toEqual([]);
   });
 
   it("answers heartbeats and flips presence to offline when they stop", async () => {
@@ -166,8 +166,8 @@ describe("DeviceRoom", () => {
     expect(offline.lastSeen).toBeGreaterThan(0);
     const closed = await device.closed;
     expect(closed.code).toBe(4000);
-    expect((await json(await call(`/api/devices/${id}`))).online).toBe(false);
-    const { devices } = await json(await call("/api/devices"));
+    expect((await json(await get(`/api/devices/${id}`))).online).toBe(false);
+    const { devices } = await json(await get("/api/devices"));
     expect(devices.find((d: any) => d.id === id).online).toBe(false);
   });
 
@@ -183,7 +183,7 @@ describe("DeviceRoom", () => {
       clearInterval(timer);
     }
     expect(dash.messages.some((m) => m.type === "presence" && m.online === false)).toBe(false);
-    expect((await json(await call(`/api/devices/${id}`))).online).toBe(true);
+    expect((await json(await get(`/api/devices/${id}`))).online).toBe(true);
   });
 
   it("counts readings the agent dropped by policy as lost and acks past them", async () => {
@@ -199,7 +199,7 @@ describe("DeviceRoom", () => {
     expect(ack.seq).toBe(5);
     second.send({ type: "readings", readings: [reading(6)] });
     await second.next((m) => m.type === "ack" && m.seq === 6);
-    const state = await json(await call(`/api/devices/${id}`));
+    const state = await json(await get(`/api/devices/${id}`));
     expect(state.lost).toBe(3);
     expect(state.ackedSeq).toBe(6);
   });
@@ -216,7 +216,7 @@ describe("DeviceRoom", () => {
     // Acks speak the agent's own seq…
     await second.next((m) => m.type === "ack" && m.seq === 2);
     // …while the room keeps one monotonic series with nothing overwritten.
-    const { readings } = await json(await call(`/api/devices/${id}/readings`));
+    const { readings } = await json(await get(`/api/devices/${id}/readings`));
     expect(readings.map((r: any) => [r.seq, r.temperature])).toEqual([
       [1, reading(1).temperature],
       [2, reading(2).temperature],
@@ -245,7 +245,7 @@ describe("DeviceRoom", () => {
     device.send({ type: "readings", readings: [reading(2)] });
     await device.next((m) => m.type === "ack" && m.seq === 2);
     await dash.next((m) => m.type === "readings" && m.readings[0].seq === 2);
-    const state = await json(await call(`/api/devices/${id}`));
+    const state = await json(await get(`/api/devices/${id}`));
     expect(state.online).toBe(true);
     expect(state.ackedSeq).toBe(2);
   });

@@ -1,25 +1,42 @@
 /**
- * The JSON API the dashboard and scripts use.
+ * The JSON API the dashboard, scripts and devices use. Who may call what:
  *
- *   GET  /api/devices                      → {devices: [...]}
- *   GET  /api/devices/:id                  → the room's state
- *   GET  /api/devices/:id/readings         → {readings: [...]} in seq order (?after=SEQ&since=TS&limit=N)
- *   POST /api/devices/:id/commands         {cmd: "scale", scale: "C"} → the command record (id, status)
- *   POST /api/tickets                      {device: id} | {fleet: true} → a socket ticket
+ *   POST /api/login            {token}              anyone (rate-limited) → session cookie
+ *   POST /api/logout                                anyone
+ *   GET  /api/session                               viewer, operator
+ *   GET  /api/devices                               viewer, operator
+ *   POST /api/devices          {id}                 operator → {id, token} (the token is shown once)
+ *   GET  /api/devices/:id                           viewer, operator
+ *   GET  /api/devices/:id/readings                  viewer, operator (?after=SEQ&since=TS&limit=N)
+ *   POST /api/devices/:id/commands {cmd, …}         operator → the command record (id, status)
+ *   POST /api/devices/:id/rotate                    operator → {id, token}; the old token dies now
+ *   POST /api/devices/:id/revoke                    operator; the device is cut off now
+ *   POST /api/tickets          {device} | {fleet}   device (its own room), viewer, operator → {ticket, path}
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import { CommandRequest, DeviceId, ReadingsQuery } from "../../party/protocol";
-import { fleet, room, type AppEnv } from "../env";
+import {
+  endSession,
+  hashSecret,
+  newDeviceSecret,
+  requireRole,
+  roleForToken,
+  sessionSecret,
+  startSession,
+  type AuthEnv,
+} from "../auth";
+import { fleet, room } from "../env";
 import { ApiError } from "../errors";
+import { clientIp, rateLimit } from "../rate-limit";
 import { issueTicket } from "../tickets";
 import { validate, validateJson } from "../validate";
 
 const DeviceParam = z.object({ id: DeviceId });
 
 const TicketRequest = z.union([
-  z.strictObject({ device: DeviceId, role: z.enum(["device", "dashboard"]).default("dashboard") }),
+  z.strictObject({ device: DeviceId, role: z.enum(["device", "dashboard"]).optional() }),
   z.strictObject({ fleet: z.literal(true) }),
 ]);
 
@@ -29,7 +46,7 @@ async function knownRoom(env: Env, id: string) {
   return room(env, id);
 }
 
-export const api = new Hono<AppEnv>()
+export const api = new Hono<AuthEnv>()
   .use(
     bodyLimit({
       maxSize: 16 * 1024,
@@ -38,35 +55,104 @@ export const api = new Hono<AppEnv>()
       },
     }),
   )
-  .get("/devices", async (c) => c.json({ devices: await fleet(c.env).list() }))
-  .get("/devices/:id", validate("param", DeviceParam), async (c) => {
+  .post(
+    "/login",
+    rateLimit<AuthEnv>((env) => env.LOGIN_LIMITER, (c) => clientIp(c), "sign-in attempts from this address"),
+    validateJson(z.strictObject({ token: z.string().min(1).max(256) })),
+    async (c) => {
+      const role = await roleForToken(c.env, c.req.valid("json").token);
+      if (!role) throw new ApiError(401, "unauthorized", "wrong token");
+      return c.json({ role, expiresAt: await startSession(c, role) });
+    },
+  )
+  .post("/logout", (c) => {
+    endSession(c);
+    return c.body(null, 204);
+  })
+  .get("/session", requireRole("viewer"), (c) => c.json({ role: c.get("principal").role }))
+  .get("/devices", requireRole("viewer"), async (c) => c.json({ devices: await fleet(c.env).list() }))
+  .post("/devices", requireRole("operator"), validateJson(z.strictObject({ id: DeviceId })), async (c) => {
+    const { id } = c.req.valid("json");
+    const secret = newDeviceSecret();
+    const provisioned = await (await room(c.env, id)).provision(await hashSecret(secret));
+    if (!provisioned) throw new ApiError(409, "already_provisioned", `device ${id} has credentials; rotate them instead`);
+    await fleet(c.env).register(id, null);
+    console.log(`device ${id} provisioned`);
+    return c.json({ id, token: `${id}.${secret}` }, 201);
+  })
+  .get("/devices/:id", requireRole("viewer"), validate("param", DeviceParam), async (c) => {
     const stub = await knownRoom(c.env, c.req.valid("param").id);
     return c.json(await stub.getState());
   })
-  .get("/devices/:id/readings", validate("param", DeviceParam), validate("query", ReadingsQuery), async (c) => {
-    const stub = await knownRoom(c.env, c.req.valid("param").id);
-    return c.json({ readings: await stub.getReadings(c.req.valid("query")) });
-  })
-  .post("/devices/:id/commands", validate("param", DeviceParam), validateJson(CommandRequest), async (c) => {
-    const stub = await knownRoom(c.env, c.req.valid("param").id);
-    const { id, ...command } = c.req.valid("json");
-    const record = await stub.submitCommand(id ?? crypto.randomUUID(), command);
-    return c.json(record, 202);
-  })
-  .post("/tickets", validateJson(TicketRequest), async (c) => {
-    const body = c.req.valid("json");
-    if ("fleet" in body) {
-      return c.json({ ...(await issueTicket(ticketSecret(c.env), { room: "fleet", role: "dashboard", sub: "dashboard" })), path: "/parties/fleet/main" });
+  .get(
+    "/devices/:id/readings",
+    requireRole("viewer"),
+    validate("param", DeviceParam),
+    validate("query", ReadingsQuery),
+    async (c) => {
+      const stub = await knownRoom(c.env, c.req.valid("param").id);
+      return c.json({ readings: await stub.getReadings(c.req.valid("query")) });
+    },
+  )
+  .post(
+    "/devices/:id/commands",
+    requireRole("operator"),
+    validate("param", DeviceParam),
+    validateJson(CommandRequest),
+    async (c) => {
+      const stub = await knownRoom(c.env, c.req.valid("param").id);
+      const { id, ...command } = c.req.valid("json");
+      const record = await stub.submitCommand(id ?? crypto.randomUUID(), command);
+      return c.json(record, 202);
+    },
+  )
+  .post("/devices/:id/rotate", requireRole("operator"), validate("param", DeviceParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const secret = newDeviceSecret();
+    const stub = await knownRoom(c.env, id);
+    if (!(await stub.rotate(await hashSecret(secret)))) {
+      throw new ApiError(409, "not_provisioned", `device ${id} has no credentials; provision it`);
     }
-    if (body.role === "dashboard") await knownRoom(c.env, body.device);
-    const claims = { room: `device:${body.device}`, role: body.role, sub: body.role === "device" ? `device:${body.device}` : "dashboard" };
-    return c.json({ ...(await issueTicket(ticketSecret(c.env), claims)), path: `/parties/device/${body.device}` });
-  });
-
-export function ticketSecret(env: Env): string {
-  const secret = env.SESSION_SECRET;
-  if (!secret || secret.length < 32) {
-    throw new ApiError(500, "misconfigured", "SESSION_SECRET is missing or shorter than 32 characters (see README: secrets)");
-  }
-  return secret;
-}
+    console.log(`device ${id} credentials rotated`);
+    return c.json({ id, token: `${id}.${secret}` });
+  })
+  .post("/devices/:id/revoke", requireRole("operator"), validate("param", DeviceParam), async (c) => {
+    const { id } = c.req.valid("param");
+    const had = await (await knownRoom(c.env, id)).revoke();
+    console.log(`device ${id} credentials revoked`);
+    return c.json({ id, revoked: had });
+  })
+  .post(
+    "/tickets",
+    requireRole("device", "viewer"),
+    rateLimit<AuthEnv>(
+      (env) => env.DEVICE_LIMITER,
+      (c) => {
+        const p = c.get("principal");
+        return p.role === "device" ? `device:${p.id}` : `ip:${clientIp(c)}`;
+      },
+      "ticket requests",
+    ),
+    validateJson(TicketRequest),
+    async (c) => {
+      const principal = c.get("principal");
+      const body = c.req.valid("json");
+      const secret = sessionSecret(c.env);
+      if (principal.role === "device") {
+        // A device opens its own room, as a device, and nothing else.
+        if (!("device" in body) || body.device !== principal.id || body.role === "dashboard") {
+          throw new ApiError(403, "forbidden", "a device may only open its own room");
+        }
+        const ticket = await issueTicket(secret, { room: `device:${principal.id}`, role: "device", sub: `device:${principal.id}` });
+        return c.json({ ...ticket, path: `/parties/device/${principal.id}` });
+      }
+      if ("fleet" in body) {
+        const ticket = await issueTicket(secret, { room: "fleet", role: "dashboard", sub: principal.role });
+        return c.json({ ...ticket, path: "/parties/fleet/main" });
+      }
+      if (body.role === "device") throw new ApiError(403, "forbidden", "only the device itself may open its device socket");
+      await knownRoom(c.env, body.device);
+      const ticket = await issueTicket(secret, { room: `device:${body.device}`, role: "dashboard", sub: principal.role });
+      return c.json({ ...ticket, path: `/parties/device/${body.device}` });
+    },
+  );

@@ -1,12 +1,13 @@
 /**
  * The legacy device routes, byte-compatible with the old Express endpoint so
- * old devices and scripts keep working:
+ * old devices and scripts keep working once they send their token
+ * (`Authorization: Bearer <id>.<secret>`; the old endpoint had no security):
  *
  *   GET  /iot/config   registration (header x-iot-ip) → configuration
  *   GET  /iot/update   firmware check
  *   POST /iot/data     legacy loopback `{iot: ts}`, or a batch of readings
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import {
@@ -17,32 +18,38 @@ import {
   type IotUpdateResponse,
 } from "../../party/protocol";
 import { roomSettings } from "../../party/settings";
-import { fleet, room, type AppEnv } from "../env";
+import { callingDevice, requireRole, type AuthEnv } from "../auth";
+import { fleet, room } from "../env";
 import { ApiError } from "../errors";
+import { rateLimit } from "../rate-limit";
 import { validate, validateJson } from "../validate";
 
-/** IPv4 dotted quad, or an IPv6 address (hex groups, `::`, optional zone-less v4 tail). */
+/** IPv4 dotted quad, or an IPv6 address. */
 const IpAddress = z.union([z.ipv4(), z.ipv6()]);
 
 const DeviceHeaders = z.object({
   "x-iot-ip": IpAddress.optional(),
+  /** Optional: the token names the device; if sent, it must agree. */
   "x-iot-id": DeviceId.optional(),
 });
 
-/**
- * The device this request speaks for. Old devices send only their address, so
- * without `x-iot-id` the id is derived from it (`iot-192-168-1-19`).
- */
-function deviceId(headers: z.infer<typeof DeviceHeaders>): string | undefined {
-  return headers["x-iot-id"] ?? (headers["x-iot-ip"] && `iot-${headers["x-iot-ip"].replace(/[.:]/g, "-")}`.slice(0, 64));
+/** The device this request speaks for: the one whose token it carries. */
+function deviceId(c: Context<AuthEnv>, headers: z.infer<typeof DeviceHeaders>): string {
+  const id = callingDevice(c);
+  if (headers["x-iot-id"] !== undefined && headers["x-iot-id"] !== id) {
+    throw new ApiError(403, "wrong_device", `this token belongs to ${id}, not ${headers["x-iot-id"]}`);
+  }
+  return id;
 }
 
-export const iot = new Hono<AppEnv>()
+export const iot = new Hono<AuthEnv>()
+  .use(requireRole("device"))
+  .use(rateLimit<AuthEnv>((env) => env.DEVICE_LIMITER, (c) => `device:${callingDevice(c)}`, "requests from this device"))
   .get("/config", validate("header", DeviceHeaders), async (c) => {
     const headers = c.req.valid("header");
     const ip = headers["x-iot-ip"];
     if (!ip) throw new ApiError(400, "missing_header", "header x-iot-ip (the device's LAN address) is required");
-    const id = deviceId(headers)!;
+    const id = deviceId(c, headers);
     await fleet(c.env).register(id, ip);
     const desired = await (await room(c.env, id)).register(ip);
     const settings = roomSettings(c.env);
@@ -87,9 +94,7 @@ export const iot = new Hono<AppEnv>()
     async (c) => {
       const body = c.req.valid("json");
       if ("iot" in body) return c.json({ message: `POST loopback ${body.iot}` });
-      const id = deviceId(c.req.valid("header"));
-      if (!id) throw new ApiError(400, "missing_header", "a batch of readings needs header x-iot-id (or x-iot-ip)");
-      if (!(await fleet(c.env).get(id))) throw new ApiError(404, "unknown_device", `device ${id} has not registered`);
+      const id = deviceId(c, c.req.valid("header"));
       const result = await (await room(c.env, id)).ingest(body.readings);
       return c.json({ message: `POST loopback ${body.readings.length} readings`, ...result });
     },

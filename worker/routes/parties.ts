@@ -1,36 +1,44 @@
 /**
  * WebSocket upgrades into the rooms. The Worker stays thin: it checks the
- * ticket, tells the room the caller's role in a header no client can forge
- * (it is overwritten here), and hands the request to the room.
+ * ticket (signature, expiry, room), the Origin of browser sockets, and hands
+ * the request on with the ticket's claims in headers no client can forge
+ * (they are overwritten here). The room makes the ticket single-use.
  *
  *   /parties/device/<id>?ticket=…   the device, or a dashboard, in that device's room
  *   /parties/fleet/main?ticket=…    the fleet view
  */
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { getServerByName } from "partyserver";
+import { TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
-import { ROLE_HEADER } from "../../party/device-room";
+import { isOwnOrigin, sessionSecret } from "../auth";
 import type { AppEnv } from "../env";
 import { ApiError } from "../errors";
-import { verifyTicket } from "../tickets";
-import { ticketSecret } from "./api";
+import { verifyTicket, type TicketClaims } from "../tickets";
 
-async function claimsFor(c: { req: { url: string; header(name: string): string | undefined }; env: Env }, room: string) {
+async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     throw new ApiError(426, "upgrade_required", "this path only accepts WebSocket upgrades");
   }
+  // Browsers always send Origin on a WebSocket; only our own pages may open one
+  // (cross-site WebSocket hijacking). Devices (Node) send none.
+  const origin = c.req.header("origin");
+  if (origin && !isOwnOrigin(c.req.raw, origin)) throw new ApiError(403, "bad_origin", `origin ${origin} may not open sockets here`);
   const ticket = new URL(c.req.url).searchParams.get("ticket");
   if (!ticket) throw new ApiError(401, "ticket_required", "open sockets with ?ticket= from POST /api/tickets");
-  const check = await verifyTicket(ticketSecret(c.env), ticket);
+  const check = await verifyTicket(sessionSecret(c.env), ticket);
   if (!check.ok) throw new ApiError(401, "bad_ticket", check.reason);
   if (check.claims.room !== room) throw new ApiError(403, "wrong_room", "this ticket is for another room");
-  return check.claims;
+  return forward(c.req.raw, check.claims);
 }
 
-function forward(request: Request, role: string, sub: string): Request {
+function forward(request: Request, claims: TicketClaims): Request {
   const headers = new Headers(request.headers);
-  headers.set(ROLE_HEADER, role);
-  headers.set("x-iot-sub", sub);
+  headers.set(TICKET_HEADERS.role, claims.role);
+  headers.set(TICKET_HEADERS.sub, claims.sub);
+  headers.set(TICKET_HEADERS.nonce, claims.nonce);
+  headers.set(TICKET_HEADERS.exp, String(claims.exp));
+  headers.set(TICKET_HEADERS.iat, String(claims.iat));
   return new Request(request, { headers });
 }
 
@@ -38,12 +46,10 @@ export const parties = new Hono<AppEnv>()
   .get("/device/:id", async (c) => {
     const id = DeviceId.safeParse(c.req.param("id"));
     if (!id.success) throw new ApiError(400, "validation_failed", "invalid device id");
-    const claims = await claimsFor(c, `device:${id.data}`);
-    const stub = await getServerByName(c.env.DEVICE_ROOM, id.data);
-    return stub.fetch(forward(c.req.raw, claims.role, claims.sub));
+    const request = await admit(c, `device:${id.data}`);
+    return (await getServerByName(c.env.DEVICE_ROOM, id.data)).fetch(request);
   })
   .get("/fleet/main", async (c) => {
-    const claims = await claimsFor(c, "fleet");
-    const stub = await getServerByName(c.env.FLEET, "main");
-    return stub.fetch(forward(c.req.raw, claims.role, claims.sub));
+    const request = await admit(c, "fleet");
+    return (await getServerByName(c.env.FLEET, "main")).fetch(request);
   });

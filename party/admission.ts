@@ -1,0 +1,42 @@
+/**
+ * The room side of socket tickets (worker/tickets.ts makes and checks them).
+ * The Worker has already verified the signature, expiry and room; it passes
+ * the claims in headers only it can set. Here the room makes each ticket
+ * single-use: a nonce it has seen is refused, so a ticket copied from a log
+ * or a proxy cannot open a second socket.
+ */
+export const TICKET_HEADERS = {
+  role: "x-iot-role",
+  sub: "x-iot-sub",
+  nonce: "x-iot-ticket-nonce",
+  exp: "x-iot-ticket-exp",
+  iat: "x-iot-ticket-iat",
+} as const;
+
+export type Admission = { role: string; sub: string; nonce: string; exp: number; iat: number };
+
+export function ensureNonceTable(sql: SqlStorage): void {
+  sql.exec("CREATE TABLE IF NOT EXISTS ticket_nonces (nonce TEXT PRIMARY KEY, exp INTEGER NOT NULL)");
+}
+
+/** Read the claims the Worker forwarded; null if they are missing (a request that did not come through it). */
+export function readAdmission(request: Request): Admission | null {
+  const h = (name: string) => request.headers.get(name);
+  const role = h(TICKET_HEADERS.role);
+  const sub = h(TICKET_HEADERS.sub);
+  const nonce = h(TICKET_HEADERS.nonce);
+  const exp = Number(h(TICKET_HEADERS.exp));
+  const iat = Number(h(TICKET_HEADERS.iat));
+  if (!role || !sub || !nonce || !Number.isFinite(exp) || !Number.isFinite(iat)) return null;
+  return { role, sub, nonce, exp, iat };
+}
+
+/** Record the nonce; false if it was already used. Expired nonces are swept as we go. */
+export function consumeNonce(sql: SqlStorage, nonce: string, exp: number, now = Date.now()): boolean {
+  sql.exec("DELETE FROM ticket_nonces WHERE exp < ?", now);
+  return sql.exec("INSERT OR IGNORE INTO ticket_nonces (nonce, exp) VALUES (?, ?)", nonce, exp).rowsWritten > 0;
+}
+
+export function refuse(status: number, code: string, message: string): Response {
+  return Response.json({ error: { code, message } }, { status });
+}

@@ -1,0 +1,128 @@
+/**
+ * The real endpoint process (`npm run endpoint`: wrangler dev + workerd) on a
+ * free port, spoken to over real HTTP and real WebSockets. Relay figures are
+ * printed for the record, never asserted (timing lives in `npm run bench`).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { devVars, startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
+import { EndpointClient, api, percentile } from "../support/client";
+
+let endpoint: Endpoint;
+let client: EndpointClient;
+
+beforeAll(async () => {
+  endpoint = await startEndpoint();
+  client = new EndpointClient(endpoint.url, devVars(endpoint).ADMIN_TOKEN!);
+});
+
+afterAll(async () => {
+  await endpoint?.stop();
+});
+
+describe("npm run endpoint", () => {
+  it("answers the legacy routes", async () => {
+    const config = await client.register("e2e-legacy", "192.168.1.19");
+    expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
+    const update = await (await client.device("e2e-legacy", "/iot/update?version=1.0.0")).json();
+    expect(update).toEqual({ message: "IoT Update", current: "1.0.0", update: null });
+    const loop = await (await client.device("e2e-legacy", "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
+    expect(loop).toEqual({ message: "POST loopback 1739129986136" });
+    expect((await client.device("e2e-legacy", "/iot/config")).status).toBe(400);
+    // Secure by default: no credentials, no answer.
+    expect((await api(endpoint.url, "/iot/config", { headers: { "x-iot-ip": "10.0.0.9" } })).status).toBe(401);
+    expect((await api(endpoint.url, "/api/devices")).status).toBe(401);
+  });
+
+  it("relays readings from a device socket to three dashboard sockets, in order, and logs each", async () => {
+    const id = "e2e-relay";
+    await client.register(id);
+    const dashboards = await Promise.all([1, 2, 3].map(() => client.openRoom(id, "dashboard")));
+    for (const d of dashboards) await d.next((m) => m.type === "snapshot");
+    const device = await client.openRoom(id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-1", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await device.next((m) => m.type === "desired");
+
+    // Paced phase: 100 readings at 50 Hz, one-way latency device → each dashboard.
+    const sentAt = new Map<number, number>();
+    const latencies: number[] = [];
+    for (const d of dashboards) {
+      d.ws.on("message", (data) => {
+        const m = JSON.parse(data.toString());
+        if (m.type === "readings") for (const r of m.readings) if (sentAt.has(r.seq)) latencies.push(performance.now() - sentAt.get(r.seq)!);
+      });
+    }
+    for (let seq = 1; seq <= 100; seq++) {
+      sentAt.set(seq, performance.now());
+      device.send({ type: "readings", readings: [{ seq, ts: Date.now(), temperature: 70 + seq / 100, scale: "F" }] });
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await device.next((m) => m.type === "ack" && m.seq === 100);
+
+    // Burst phase: 1,000 readings as fast as the socket takes them.
+    const burstStart = performance.now();
+    for (let seq = 101; seq <= 1100; seq++) {
+      device.send({ type: "readings", readings: [{ seq, ts: Date.now(), temperature: 71, scale: "F" }] });
+    }
+    await device.next((m) => m.type === "ack" && m.seq === 1100, 60_000);
+    for (const d of dashboards) await d.next((m) => m.type === "readings" && m.readings.some((r: any) => r.seq === 1100), 60_000);
+    const burstMs = performance.now() - burstStart;
+
+    for (const d of dashboards) {
+      const seqs = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
+      expect(seqs).toEqual(Array.from({ length: 1100 }, (_, i) => i + 1));
+    }
+    const stored = await (await client.admin(`/api/devices/${id}/readings?limit=5000`)).json();
+    expect(stored.readings).toHaveLength(1100);
+
+    latencies.sort((a, b) => a - b);
+    console.log(
+      `relay figures: paced 50 Hz → 3 dashboards: p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms ` +
+        `(n=${latencies.length}); burst 1,000 readings → 3 dashboards in ${burstMs.toFixed(0)} ms = ${((3000 / burstMs) * 1000).toFixed(0)} deliveries/s`,
+    );
+    // The operator's view: one legacy JSON line per stored reading.
+    await waitFor(() => endpoint.output().includes(`"ts":`) && endpoint.output().includes(`"id":"${id}"`), 10_000, "reading log lines");
+    expect(endpoint.output()).toMatch(/\{"temperature":"70\.01","scale":"F","ipaddr":"192\.168\.1\.19","ts":\d+,"id":"e2e-relay"\}/);
+    device.close();
+    for (const d of dashboards) d.close();
+  });
+
+  it("shows the device offline to dashboards when its socket closes", async () => {
+    const id = "e2e-presence";
+    await client.register(id);
+    const dash = await client.openRoom(id, "dashboard");
+    const device = await client.openRoom(id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-2", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await dash.next((m) => m.type === "presence" && m.online);
+    device.close();
+    await dash.next((m) => m.type === "presence" && !m.online);
+    const state = await (await client.admin(`/api/devices/${id}`)).json();
+    expect(state.online).toBe(false);
+    dash.close();
+  });
+
+  it("survives a text frame that is not valid UTF-8 and keeps serving the device", async () => {
+    const id = "e2e-utf8";
+    await client.register(id);
+    const dash = await client.openRoom(id, "dashboard");
+    const bad = await client.openRoom(id, "device");
+    bad.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await bad.next((m) => m.type === "desired");
+    // ws sends these bytes as a text frame without checking them, as a broken client would.
+    bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x22, 0xc3, 0x28, 0x7d]), { binary: false });
+    const outcome = await Promise.race([
+      bad.closed.then((c) => `closed ${c.code}`),
+      bad.next((m) => m.type === "error").then((m) => `error ${m.code}`),
+    ]);
+    console.log(`invalid UTF-8 text frame → ${outcome}`);
+    expect(outcome).toMatch(/^(closed 100[27]|error invalid_json)$/);
+    const device = await client.openRoom(id, "device");
+    device.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    device.send({ type: "readings", readings: [{ seq: 1, ts: Date.now(), temperature: 70, scale: "F" }] });
+    await device.next((m) => m.type === "ack" && m.seq === 1);
+    await dash.next((m) => m.type === "readings");
+    const stored = await (await client.admin(`/api/devices/${id}/readings`)).json();
+    expect(stored.readings.map((r: any) => r.temperature)).toEqual([70]);
+    device.close();
+    dash.close();
+  });
+});

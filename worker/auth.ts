@@ -1,0 +1,194 @@
+/**
+ * Who is calling, and what they may do.
+ *
+ * Three kinds of caller:
+ *  - a device: `Authorization: Bearer <id>.<secret>`; the secret was shown once
+ *    at provisioning, and only its SHA-256 is stored, in the device's own room;
+ *  - an operator or a viewer: `Authorization: Bearer <ADMIN_TOKEN | VIEWER_TOKEN>`
+ *    (the API key), or the session cookie `POST /api/login` set;
+ *  - nobody: 401.
+ *
+ * Middleware factories check their options once and return a named function,
+ * as Hono's own do. Secrets are compared through HMAC + timingSafeEqual so a
+ * wrong guess costs the same time however much of it was right.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
+import { createMiddleware } from "hono/factory";
+import { DeviceId } from "../party/protocol";
+import { room, type AppEnv } from "./env";
+import { ApiError } from "./errors";
+import { base64url } from "./tickets";
+
+export type Principal = { role: "operator" } | { role: "viewer" } | { role: "device"; id: string };
+export type Role = Principal["role"];
+
+export type AuthEnv = AppEnv & { Variables: { principal: Principal } };
+
+export const SESSION_COOKIE = "iot_session";
+/** A signed-in browser stays signed in for a working day. */
+export const SESSION_TTL_MS = 12 * 3600 * 1000;
+
+const encoder = new TextEncoder();
+
+/** SHA-256 of a device secret, hex. What the room stores and compares. */
+export async function hashSecret(secret: string): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", encoder.encode(secret));
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Equal strings, in time that does not depend on where they differ. */
+export async function safeEqual(a: string, b: string): Promise<boolean> {
+  const [da, db] = await Promise.all([
+    crypto.subtle.digest("SHA-256", encoder.encode(a)),
+    crypto.subtle.digest("SHA-256", encoder.encode(b)),
+  ]);
+  return crypto.subtle.timingSafeEqual(da, db);
+}
+
+/** A fresh device token: `<id>.<43 chars of base64url = 256 random bits>`. */
+export function newDeviceSecret(): string {
+  return base64url(crypto.getRandomValues(new Uint8Array(32)));
+}
+
+/** `<id>.<secret>` → parts, or null if it cannot be a device token. */
+export function splitDeviceToken(token: string): { id: string; secret: string } | null {
+  const dot = token.lastIndexOf(".");
+  if (dot <= 0) return null;
+  const id = token.slice(0, dot);
+  const secret = token.slice(dot + 1);
+  if (!DeviceId.safeParse(id).success || !/^[A-Za-z0-9_-]{32,128}$/.test(secret)) return null;
+  return { id, secret };
+}
+
+function bearer(c: Context): string | null {
+  const header = c.req.header("authorization");
+  if (!header) return null;
+  const m = /^Bearer ([\x21-\x7e]{1,256})$/i.exec(header.trim());
+  if (!m) throw new ApiError(401, "unauthorized", "Authorization must be `Bearer <token>`");
+  return m[1]!;
+}
+
+/** Configured secrets, checked once per request (misconfiguration is a 500 with a clear message). */
+function secrets(env: Env): { session: string; admin: string; viewer: string | null } {
+  const problems: string[] = [];
+  if (!env.SESSION_SECRET || env.SESSION_SECRET.length < 32) problems.push("SESSION_SECRET (≥ 32 characters)");
+  if (!env.ADMIN_TOKEN || env.ADMIN_TOKEN.length < 24) problems.push("ADMIN_TOKEN (≥ 24 characters)");
+  if (env.VIEWER_TOKEN && env.VIEWER_TOKEN.length < 24) problems.push("VIEWER_TOKEN (≥ 24 characters, or unset)");
+  if (problems.length) {
+    throw new ApiError(500, "misconfigured", `set the secrets ${problems.join(", ")}: see README "Security"`);
+  }
+  return { session: env.SESSION_SECRET, admin: env.ADMIN_TOKEN, viewer: env.VIEWER_TOKEN || null };
+}
+
+export function sessionSecret(env: Env): string {
+  return secrets(env).session;
+}
+
+/** Operator or viewer for a sign-in / API token; null if it is neither. */
+export async function roleForToken(env: Env, token: string): Promise<"operator" | "viewer" | null> {
+  const s = secrets(env);
+  if (await safeEqual(token, s.admin)) return "operator";
+  if (s.viewer && (await safeEqual(token, s.viewer))) return "viewer";
+  return null;
+}
+
+async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
+  const token = bearer(c);
+  if (token !== null) {
+    const device = splitDeviceToken(token);
+    if (device) {
+      const ok = await (await room(c.env, device.id)).verifyCredential(await hashSecret(device.secret));
+      if (!ok) throw new ApiError(401, "unauthorized", "unknown, rotated or revoked device token");
+      return { role: "device", id: device.id };
+    }
+    const role = await roleForToken(c.env, token);
+    if (!role) throw new ApiError(401, "unauthorized", "invalid token");
+    return { role };
+  }
+  const session = await getSignedCookie(c, sessionSecret(c.env), SESSION_COOKIE);
+  if (session) {
+    const [role, exp] = session.split(".");
+    if ((role === "operator" || role === "viewer") && Number(exp) > Date.now()) {
+      checkSameOrigin(c);
+      return { role };
+    }
+  }
+  return null;
+}
+
+/**
+ * Cookie-authenticated requests must come from our own pages: SameSite=Strict
+ * already keeps the cookie off cross-site requests; this refuses the rest
+ * (an older browser, a sibling subdomain) when they change something.
+ */
+function checkSameOrigin(c: Context): void {
+  if (c.req.method === "GET" || c.req.method === "HEAD") return;
+  const origin = c.req.header("origin");
+  if (origin && !isOwnOrigin(c.req.raw, origin)) {
+    throw new ApiError(403, "bad_origin", `origin ${origin} may not use this session`);
+  }
+}
+
+/**
+ * Our own origin as the browser sees it. Behind a proxy the Host header must
+ * be passed through with its port (nginx: `proxy_set_header Host $http_host`).
+ */
+export function isOwnOrigin(request: Request, origin: string): boolean {
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  const own = request.headers.get("host") ?? new URL(request.url).host;
+  return host === own;
+}
+
+/**
+ * Require a caller with one of `roles`. Operators may do whatever viewers may.
+ *
+ * @example app.post("/api/devices/:id/commands", requireRole("operator"), handler)
+ */
+export function requireRole(...roles: Role[]): MiddlewareHandler<AuthEnv> {
+  if (roles.length === 0) throw new Error("requireRole: name at least one role");
+  const allowed = new Set<Role>(roles);
+  if (allowed.has("viewer")) allowed.add("operator");
+  return createMiddleware<AuthEnv>(async function requireRoleMiddleware(c, next) {
+    const principal = await resolve(c);
+    if (!principal) throw new ApiError(401, "unauthorized", "sign in, or send Authorization: Bearer <token>");
+    if (!allowed.has(principal.role)) {
+      throw new ApiError(403, "forbidden", `a ${principal.role} may not do this`);
+    }
+    c.set("principal", principal);
+    await next();
+  });
+}
+
+/** The calling device's id, behind `requireRole("device")`. */
+export function callingDevice(c: Context<AuthEnv>): string {
+  const principal = c.get("principal");
+  if (principal.role !== "device") throw new ApiError(403, "forbidden", "only a device may call this");
+  return principal.id;
+}
+
+export async function startSession(c: Context<AuthEnv>, role: "operator" | "viewer"): Promise<number> {
+  const expiresAt = Date.now() + SESSION_TTL_MS;
+  await setSignedCookie(c, SESSION_COOKIE, `${role}.${expiresAt}`, sessionSecret(c.env), {
+    httpOnly: true,
+    sameSite: "Strict",
+    secure: isHttps(c),
+    path: "/",
+    maxAge: SESSION_TTL_MS / 1000,
+  });
+  return expiresAt;
+}
+
+export function endSession(c: Context): void {
+  deleteCookie(c, SESSION_COOKIE, { path: "/", secure: isHttps(c) });
+}
+
+/** TLS as the browser sees it: directly, or at the proxy in front (X-Forwarded-Proto). */
+function isHttps(c: Context): boolean {
+  return new URL(c.req.url).protocol === "https:" || c.req.header("x-forwarded-proto") === "https";
+}
