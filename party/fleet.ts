@@ -8,7 +8,7 @@
  */
 import { Server, type Connection, type WSMessage } from "partyserver";
 import { consumeNonce, ensureNonceTable, readAdmission, refuse } from "./admission";
-import { errorMessage, type DeviceSummary, type ToFleetDashboardMessage } from "./protocol";
+import { PING, PONG, errorMessage, type DeviceSummary, type ToFleetDashboardMessage } from "./protocol";
 import type { FleetPatch } from "./device-room";
 
 type DeviceRow = {
@@ -33,6 +33,8 @@ export class FleetRegistry extends Server<Env> {
       id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen INTEGER, ip TEXT, fw TEXT,
       scale TEXT, temperature REAL, reading_ts INTEGER, last_seq INTEGER, registered_at INTEGER NOT NULL)`);
     ensureNonceTable(ctx.storage.sql);
+    // Dashboards may ping to find out their socket is half-open; answered without waking the registry.
+    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
   }
 
   /** Each ticket opens one fleet socket only (see party/admission.ts). */

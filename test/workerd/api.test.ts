@@ -168,3 +168,18 @@ describe("unknown routes", () => {
     expect((await json(res)).error.code).toBe("not_found");
   });
 });
+
+describe("heartbeats", () => {
+  it("answers a dashboard's ping on the fleet socket and in a device room", async () => {
+    const { ticket, path } = await json(await postJson("/api/tickets", { fleet: true }, asAdmin));
+    const fleet = await connect(`${path}?ticket=${ticket}`);
+    fleet.send('{"type":"ping"}');
+    await fleet.next((m) => m.type === "pong");
+    const id = uniqueId();
+    await register(id);
+    const { ticket: t2, path: p2 } = await json(await postJson("/api/tickets", { device: id }, asAdmin));
+    const dash = await connect(`${p2}?ticket=${t2}`);
+    dash.send('{"type":"ping"}');
+    await dash.next((m) => m.type === "pong");
+  });
+});
