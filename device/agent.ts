@@ -18,6 +18,7 @@ import {
   Reading,
   convert,
   describeIssues,
+  type IotConfigResponse,
   type ReportedState,
   type ToDeviceMessage,
 } from "../party/protocol.ts";
@@ -195,11 +196,10 @@ export class Agent {
     for (let attempt = 0; !this.#stopped; attempt++) {
       this.#log.info(LINES.awaiting);
       try {
-        const answer = await this.client.config();
+        const { config } = await this.client.config();
         if (this.#stopped) return;
-        const { scale, intervalMs, heartbeatMs, socketPath } = answer.config;
-        this.#applyDesired({ scale, intervalMs: IntervalMs.safeParse(intervalMs).success ? intervalMs : this.#desired.intervalMs });
-        this.#openLink(this.client.socketUrl(socketPath), heartbeatMs);
+        this.#applyRegistration(config);
+        this.#openLink(this.client.socketUrl(config.socketPath), config.heartbeatMs);
         return;
       } catch (err) {
         // 4xx other than 429 means this device is refused (bad token, bad id): worth saying why, still retried.
@@ -209,16 +209,34 @@ export class Agent {
     }
   }
 
+  /** The configuration part of a registration answer: scale and interval are desired state. */
+  #applyRegistration(config: IotConfigResponse["config"]): void {
+    const intervalMs = IntervalMs.safeParse(config.intervalMs).success ? config.intervalMs : this.#desired.intervalMs;
+    this.#applyDesired({ scale: config.scale, intervalMs });
+  }
+
   #openLink(url: URL, heartbeatMs: number): void {
+    let reregister = false;
     this.#link = new Link({
       url,
-      ticket: async () => (await this.client.ticket()).ticket,
+      ticket: async () => {
+        // After a lost link, register again before the next socket: an endpoint that came back
+        // with fresh state learns this device (and its address) again, as the old agent's restarts did.
+        if (reregister) {
+          this.#applyRegistration((await this.client.config()).config);
+          reregister = false;
+        }
+        return (await this.client.ticket()).ticket;
+      },
       // A nonsensical heartbeat from the endpoint must not turn into a busy loop or a blind link.
       heartbeatMs: Math.min(60_000, Math.max(250, heartbeatMs)),
       backoff: this.#backoff,
       log: this.#log,
       onOpen: () => this.#sender.onOpen(),
-      onClose: () => this.#sender.onClose(),
+      onClose: () => {
+        reregister = true;
+        this.#sender.onClose();
+      },
       onMessage: (msg) => this.#onMessage(msg),
       onInvalid: (raw, reason) => {
         const answer = rejectInvalidCommand(raw, reason);

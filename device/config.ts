@@ -194,7 +194,7 @@ export function helpText(): string {
   const commands = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(8)} ${what}`);
   return [
     "Usage: npm run device -- [command] [options]",
-    "       node device/cli.ts [command] [options]",
+    "       node device/cli.ts [command] [options]      (node iot-agent.mjs … for the bundle, see npm run device:build)",
     "",
     "Commands:",
     ...commands,

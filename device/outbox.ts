@@ -20,7 +20,7 @@
  * ack, or by the drop-oldest policy), so its size is `next - oldest`.
  *
  * Bound: at most `maxReadings` rows (default 1,000,000: 11.5 days at 1 Hz, about
- * 60 MB). When full, the oldest readings are dropped to make room, counted in
+ * 26 MB on disk). When full, the oldest readings are dropped to make room, counted in
  * `dropped` (persisted, reported to the room as `state.dropped`) and logged.
  * The room learns what is gone from `hello.oldest` and counts it as lost.
  *
