@@ -66,7 +66,7 @@ export class Link {
           return { ticket: await opts.ticket() };
         } catch (err) {
           // partysocket reports this attempt as a bare close/error event; keep the real reason for the log line.
-          this.#pendingWhy = `ticket: ${errorText(err)}`;
+          this.#pendingWhy = errorText(err);
           throw err;
         }
       },
