@@ -149,9 +149,10 @@ export class Agent {
       const celsius = await this.#sensor.readCelsius();
       this.#record(celsius);
     } catch {
-      // The sensor logged and counted it; the room hears the count (throttled). This sample is skipped.
-      this.#reportSensorErrors();
+      // The sensor logged and counted it; this sample is skipped, and the room hears the count below.
     }
+    // Checked after good samples too, so the last count before a recovery is not held back by the throttle.
+    this.#reportSensorErrors();
     if (this.#stopped) return;
     const next = Math.max(due + this.#desired.intervalMs, Date.now());
     this.#scheduleSample(next - Date.now());
