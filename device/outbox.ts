@@ -59,6 +59,7 @@ export class Outbox {
   #oldest: number;
   #next: number;
   #dropped: number;
+  #closed = false;
   #insert: StatementSync;
   #readAfter: StatementSync;
   #deleteUpTo: StatementSync;
@@ -179,7 +180,10 @@ export class Outbox {
   }
 
   close(): void {
-    if (this.#db.isOpen) this.#db.close();
+    // Own flag rather than DatabaseSync#isOpen, which Node 22.13 (the oldest this supports) lacks.
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#db.close();
   }
 
   #meta(key: string): string | undefined {
