@@ -9,7 +9,7 @@ declare module "ws" {
     on(event: "close", listener: () => void): this;
   }
   export class WebSocketServer {
-    constructor(options: { port: number; host?: string });
+    constructor(options: { port: number; host?: string } | { server: import("node:http").Server });
     address(): { port: number };
     clients: Set<WebSocket>;
     on(event: "connection", listener: (socket: WebSocket, request: IncomingMessage) => void): this;
