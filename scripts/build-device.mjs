@@ -11,7 +11,8 @@ import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const out = join(root, "device/dist");
+// OUT_DIR: somewhere else than device/dist (the CLI test builds into a temporary folder).
+const out = resolve(process.env.OUT_DIR || join(root, "device/dist"));
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 // Native addons stay outside the bundle: they are compiled on the Pi, for its Node.
 const natives = ["i2c-bus", "onoff"];

@@ -1,9 +1,8 @@
 import { execFile } from "node:child_process";
 import { createServer, type IncomingHttpHeaders } from "node:http";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
@@ -36,17 +35,12 @@ const server = createServer((req, res) => {
 let endpoint = "";
 
 beforeAll(async () => {
-  // The single-file agent the Pi runs (npm run device:build), built the same way.
-  await build({
-    entryPoints: [join(ROOT, "device/cli.ts")],
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    target: "node22",
-    external: ["i2c-bus", "onoff"],
-    outfile: bundle,
-    logLevel: "silent",
-  });
+  // The folder the Pi gets, built by the real `npm run device:build` script.
+  await new Promise<void>((resolveBuild, reject) =>
+    execFile(process.execPath, [join(ROOT, "scripts/build-device.mjs")], { env: { ...process.env, OUT_DIR: dir }, timeout: 60_000 }, (err) =>
+      err ? reject(err) : resolveBuild(),
+    ),
+  );
   await new Promise<void>((r) => server.listen(0, "127.0.0.1", () => r()));
   endpoint = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
 });
@@ -64,6 +58,14 @@ function run(script: string, args: string[]): Promise<{ code: number; stdout: st
 }
 
 describe("command line", () => {
+  it("device:build leaves the bundle, a package.json with only the native addons, and the systemd files", async () => {
+    const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
+    expect(Object.keys(pkg.optionalDependencies)).toEqual(["i2c-bus", "onoff"]);
+    expect(pkg.dependencies).toBeUndefined();
+    expect(readFileSync(join(dir, "iot-agent.service"), "utf8")).toContain("ExecStart=/usr/bin/node");
+    expect(readFileSync(join(dir, "iot-agent.env.example"), "utf8")).toContain("IOT_ENDPOINT=");
+  });
+
   it("the bundle prints --help and exits 0", async () => {
     const { code, stdout } = await run(bundle, ["--help"]);
     expect(code).toBe(0);
