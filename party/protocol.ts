@@ -320,6 +320,14 @@ export const IotUpdateResponse = z.object({
 });
 export type IotUpdateResponse = z.infer<typeof IotUpdateResponse>;
 
+/** `POST /api/tickets` answer: a short-lived ticket for `<path>?ticket=<ticket>`. */
+export const TicketResponse = z.object({
+  ticket: z.string().min(1).max(1024),
+  expiresAt: Timestamp,
+  path: z.string().startsWith("/"),
+});
+export type TicketResponse = z.infer<typeof TicketResponse>;
+
 /** `POST /iot/data`: the legacy loopback body, or a batch of readings. */
 export const IotLegacyData = z.strictObject({ iot: z.union([z.number(), z.string().max(64)]) });
 export const IotReadingsData = z.strictObject({ readings: ReadingBatch });

@@ -1,0 +1,288 @@
+/**
+ * The agent: sample → outbox → link, and commands back.
+ *
+ * Read in the order a reading travels:
+ *  1. start(): open the outbox (and the persisted desired state), pick the
+ *     sensor, light the LED, start sampling at once (no endpoint needed: the
+ *     outbox keeps everything), then register and open the link in the background;
+ *  2. sample(): read, convert to the current scale, append to the outbox
+ *     (durable before anything is sent), log `Temperature: …`, send live;
+ *  3. the link's frames: `ack` prunes the outbox, `desired` and `command`
+ *     change the desired state (persisted, answered, reported);
+ *  4. stop(): stop sampling, give the link a moment to drain, release everything.
+ */
+import { join } from "node:path";
+import {
+  DesiredState,
+  IntervalMs,
+  Reading,
+  convert,
+  describeIssues,
+  type IotConfigResponse,
+  type ReportedState,
+  type ToDeviceMessage,
+} from "../party/protocol.ts";
+import { DEFAULT_BACKOFF, backoffDelay, type Backoff } from "./backoff.ts";
+import { applyCommand, rejectInvalidCommand } from "./commands.ts";
+import type { AgentConfig } from "./config.ts";
+import { EndpointClient, EndpointError } from "./http.ts";
+import { startHeartbeatLed, type HeartbeatLed } from "./led.ts";
+import { Link } from "./link.ts";
+import { LINES, consoleLogger, errorText, sleep, throttle, type Logger } from "./log.ts";
+import { Outbox } from "./outbox.ts";
+import { Sender } from "./sender.ts";
+import { chooseSensor, type Sensor } from "./sensors/index.ts";
+import { FW_VERSION } from "./version.ts";
+
+/** Sensor-error counts are reported at most this often (a dead sensor at 1 Hz would otherwise flood). */
+const SENSOR_REPORT_MS = 10_000;
+/** On stop, wait at most this long for the room to ack what is still in the outbox. */
+const DRAIN_MS = 3_000;
+
+export type AgentDeps = {
+  log?: Logger;
+  sensor?: Sensor;
+  client?: EndpointClient;
+};
+
+export class Agent {
+  readonly config: AgentConfig;
+  readonly client: EndpointClient;
+  #log: Logger;
+  #backoff: Backoff;
+  #deps: AgentDeps;
+  #outbox!: Outbox;
+  #sensor!: Sensor;
+  #led: HeartbeatLed | null = null;
+  #sender!: Sender;
+  #link: Link | null = null;
+  #desired!: DesiredState;
+  #stopped = false;
+  #sampleTimer: ReturnType<typeof setTimeout> | undefined;
+  #sampling: Promise<void> = Promise.resolve();
+  #nextSampleAt = 0;
+  #reportedErrors = 0;
+  #sensorReportGate = throttle(SENSOR_REPORT_MS);
+
+  constructor(config: AgentConfig, deps: AgentDeps = {}) {
+    this.config = config;
+    this.#deps = deps;
+    this.#log = deps.log ?? consoleLogger;
+    this.#backoff = { ...DEFAULT_BACKOFF, maxMs: config.backoffMaxMs };
+    this.client =
+      deps.client ??
+      new EndpointClient({ endpoint: new URL(config.endpoint), id: config.id, ip: config.ip, token: config.token });
+  }
+
+  get outbox(): Outbox {
+    return this.#outbox;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    this.#outbox = new Outbox(join(c.stateDir, "outbox.sqlite"), { maxReadings: c.outboxMax, log: this.#log });
+    this.#desired = this.#outbox.getJson("desired", DesiredState) ?? { scale: c.scale, intervalMs: c.intervalMs };
+    this.#sensor =
+      this.#deps.sensor ??
+      (await chooseSensor(
+        { simulate: c.simulate, i2cBus: c.i2cBus, i2cAddress: c.i2cAddress, tmp102RateHz: c.tmp102Rate, tmp102Extended: c.tmp102Extended },
+        this.#log,
+      ));
+    if (c.led) this.#led = await startHeartbeatLed({ line: c.ledGpio, log: this.#log });
+    this.#sender = new Sender({
+      outbox: this.#outbox,
+      send: (msg) => this.#link?.send(msg) ?? false,
+      state: () => this.state(),
+    });
+    this.#log.info(
+      `Device ${c.id}: ${this.#sensor.name} sensor, every ${this.#desired.intervalMs} ms in °${this.#desired.scale}; ` +
+        `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next})`,
+    );
+    this.#scheduleSample(0);
+    void this.#connect();
+  }
+
+  /** What the room is told about this device. */
+  state(): ReportedState {
+    return {
+      scale: this.#desired.scale,
+      intervalMs: this.#desired.intervalMs,
+      fw: FW_VERSION,
+      ip: this.config.ip,
+      sensor: this.#sensor.name,
+      sensorErrors: this.#sensor.errors,
+      dropped: this.#outbox.dropped,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearTimeout(this.#sampleTimer);
+    await this.#sampling;
+    // Give the room a moment to ack the last readings, so a clean stop leaves an empty outbox.
+    const deadline = Date.now() + DRAIN_MS;
+    while (this.#link?.up && this.#outbox.size > 0 && Date.now() < deadline) await sleep(50);
+    this.#link?.close();
+    this.#led?.close();
+    await this.#sensor.close();
+    this.#outbox.close();
+  }
+
+  // -------------------------------------------------------------------------
+  // Sampling
+  // -------------------------------------------------------------------------
+
+  #scheduleSample(delayMs: number): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#sampleTimer);
+    this.#nextSampleAt = Date.now() + delayMs;
+    this.#sampleTimer = setTimeout(() => {
+      this.#sampling = this.#sample();
+    }, delayMs);
+  }
+
+  async #sample(): Promise<void> {
+    // Fixed rate, not fixed delay: the next sample is due one interval after this one was.
+    const due = this.#nextSampleAt;
+    try {
+      const celsius = await this.#sensor.readCelsius();
+      this.#record(celsius);
+    } catch {
+      // The sensor logged and counted it; this sample is skipped, and the room hears the count below.
+    }
+    // Checked after good samples too, so the last count before a recovery is not held back by the throttle.
+    this.#reportSensorErrors();
+    if (this.#stopped) return;
+    const next = Math.max(due + this.#desired.intervalMs, Date.now());
+    this.#scheduleSample(next - Date.now());
+  }
+
+  #record(celsius: number): void {
+    const { scale } = this.#desired;
+    const temperature = Math.round(convert(celsius, "C", scale) * 100) / 100;
+    const candidate = { seq: this.#outbox.next, ts: Date.now(), temperature, scale };
+    // Validated before it is stored: a value the room would refuse must not block the outbox forever.
+    const valid = Reading.safeParse(candidate);
+    if (!valid.success) {
+      this.#log.warn(`Discarding an impossible reading (${describeIssues(valid.error)})`);
+      return;
+    }
+    const droppedBefore = this.#outbox.dropped;
+    let reading: Reading;
+    try {
+      reading = this.#outbox.append({ ts: candidate.ts, temperature, scale });
+    } catch (err) {
+      this.#log.error(`Outbox write failed, reading lost: ${errorText(err)}`);
+      return;
+    }
+    if (!this.config.quiet) this.#log.info(LINES.temperature(temperature, scale));
+    if (this.#outbox.dropped !== droppedBefore) this.#sender.hello();
+    this.#sender.onReading(reading);
+  }
+
+  #reportSensorErrors(): void {
+    if (this.#sensor.errors !== this.#reportedErrors && this.#sensorReportGate()) {
+      this.#reportedErrors = this.#sensor.errors;
+      this.#sender.report();
+    }
+  }
+
+  // -------------------------------------------------------------------------
+  // Registration and link
+  // -------------------------------------------------------------------------
+
+  /** Register (retried forever, with backoff), apply the configuration, open the link. */
+  async #connect(): Promise<void> {
+    for (let attempt = 0; !this.#stopped; attempt++) {
+      this.#log.info(LINES.awaiting);
+      try {
+        const { config } = await this.client.config();
+        if (this.#stopped) return;
+        this.#applyRegistration(config);
+        this.#openLink(this.client.socketUrl(config.socketPath), config.heartbeatMs);
+        return;
+      } catch (err) {
+        // 4xx other than 429 means this device is refused (bad token, bad id): worth saying why, still retried.
+        if (err instanceof EndpointError && err.status < 500 && err.status !== 429) this.#log.warn(`Registration refused: ${err.message}`);
+        await sleep(backoffDelay(attempt + 1, this.#backoff));
+      }
+    }
+  }
+
+  /** The configuration part of a registration answer: scale and interval are desired state. */
+  #applyRegistration(config: IotConfigResponse["config"]): void {
+    const intervalMs = IntervalMs.safeParse(config.intervalMs).success ? config.intervalMs : this.#desired.intervalMs;
+    this.#applyDesired({ scale: config.scale, intervalMs });
+  }
+
+  #openLink(url: URL, heartbeatMs: number): void {
+    let reregister = false;
+    this.#link = new Link({
+      url,
+      ticket: async () => {
+        // After a lost link, register again before the next socket: an endpoint that came back
+        // with fresh state learns this device (and its address) again, as the old agent's restarts did.
+        if (reregister) {
+          this.#applyRegistration((await this.client.config()).config);
+          reregister = false;
+        }
+        return (await this.client.ticket()).ticket;
+      },
+      // A nonsensical heartbeat from the endpoint must not turn into a busy loop or a blind link.
+      heartbeatMs: Math.min(60_000, Math.max(250, heartbeatMs)),
+      backoff: this.#backoff,
+      log: this.#log,
+      onOpen: () => this.#sender.onOpen(),
+      onClose: () => {
+        reregister = true;
+        this.#sender.onClose();
+      },
+      onMessage: (msg) => this.#onMessage(msg),
+      onInvalid: (raw, reason) => {
+        const answer = rejectInvalidCommand(raw, reason);
+        if (answer) {
+          this.#log.warn(`Refused command ${answer.id}: ${answer.error}`);
+          this.#link?.send(answer);
+        } else {
+          this.#log.warn(`Ignoring an invalid frame from the endpoint: ${reason}`);
+        }
+      },
+    });
+  }
+
+  #onMessage(msg: ToDeviceMessage): void {
+    switch (msg.type) {
+      case "ack":
+        return this.#sender.onAck(msg.seq);
+      case "desired":
+        if (this.#applyDesired(msg.state)) this.#sender.report();
+        return;
+      case "command": {
+        this.#applyDesired(applyCommand(this.#desired, msg.command));
+        this.#log.info(`Command ${msg.id}: ${JSON.stringify(msg.command)} applied`);
+        this.#link?.send({ type: "result", id: msg.id, ok: true, state: this.state() });
+        return;
+      }
+      case "error":
+        this.#log.warn(`Endpoint error ${msg.code}: ${msg.message}`);
+        return;
+    }
+  }
+
+  /** Adopt a desired state: persist it, and re-time sampling if the interval changed. Returns whether anything changed. */
+  #applyDesired(next: DesiredState): boolean {
+    const prev = this.#desired;
+    if (prev.scale === next.scale && prev.intervalMs === next.intervalMs) return false;
+    this.#desired = { scale: next.scale, intervalMs: next.intervalMs };
+    this.#outbox.setJson("desired", this.#desired);
+    if (prev.scale !== next.scale) this.#log.info(`Scale set to °${next.scale}`);
+    if (prev.intervalMs !== next.intervalMs) {
+      this.#log.info(`Sample interval set to ${next.intervalMs} ms`);
+      // The next sample comes one new interval after the last one, not after the old interval.
+      const last = this.#nextSampleAt - prev.intervalMs;
+      this.#scheduleSample(Math.max(0, last + next.intervalMs - Date.now()));
+    }
+    return true;
+  }
+}

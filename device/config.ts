@@ -1,0 +1,208 @@
+/**
+ * The agent's one configuration loader: flags > environment > config file >
+ * defaults, merged per setting and validated once with zod. Every setting is
+ * declared once in OPTIONS, which also writes `--help`.
+ */
+import { readFileSync } from "node:fs";
+import { hostname, networkInterfaces } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { DeviceId, IntervalMs, Scale, describeIssues } from "../party/protocol.ts";
+import { DEFAULT_OUTBOX_MAX } from "./outbox.ts";
+import { DEFAULT_ADDRESS, isConversionRate } from "./sensors/tmp102.ts";
+
+const DEVICE_DIR = dirname(fileURLToPath(import.meta.url));
+
+type Kind = "string" | "boolean";
+type OptionDef = { key: string; flag: string; env: string; kind: Kind; help: string; default?: string };
+
+/** Every setting: its flag, its environment variable, what it does. */
+export const OPTIONS: readonly OptionDef[] = [
+  { key: "endpoint", flag: "endpoint", env: "IOT_ENDPOINT", kind: "string", default: "http://localhost:8787", help: "endpoint URL (http[s]://host[:port])" },
+  { key: "id", flag: "id", env: "IOT_ID", kind: "string", default: "the token's id, else the hostname", help: "device id (1-64 of A-Z a-z 0-9 . _ -)" },
+  { key: "token", flag: "token", env: "IOT_TOKEN", kind: "string", help: "device token <id>.<secret> from the operator; sent as Authorization: Bearer" },
+  { key: "ip", flag: "ip", env: "IOT_IP", kind: "string", default: "first non-loopback IPv4", help: "LAN IPv4 address reported as x-iot-ip" },
+  { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "use the simulated sensor even if an I2C bus exists" },
+  { key: "i2cBus", flag: "i2c-bus", env: "IOT_I2C_BUS", kind: "string", default: "1", help: "I2C bus number (/dev/i2c-N)" },
+  { key: "i2cAddress", flag: "i2c-address", env: "IOT_I2C_ADDRESS", kind: "string", default: "0x48", help: "TMP102 address (0x48-0x4B, by its ADD0 pin)" },
+  { key: "tmp102Rate", flag: "tmp102-rate", env: "IOT_TMP102_RATE", kind: "string", default: "4", help: "TMP102 conversion rate in Hz: 0.25, 1, 4 or 8" },
+  { key: "tmp102Extended", flag: "tmp102-extended", env: "IOT_TMP102_EXTENDED", kind: "boolean", default: "false", help: "TMP102 extended (13-bit) mode, up to 150 °C" },
+  { key: "led", flag: "led", env: "IOT_LED", kind: "boolean", default: "true", help: "blink the heartbeat LED (--no-led to skip)" },
+  { key: "ledGpio", flag: "led-gpio", env: "IOT_LED_GPIO", kind: "string", default: "12", help: "header GPIO of the heartbeat LED" },
+  { key: "stateDir", flag: "state-dir", env: "IOT_STATE_DIR", kind: "string", default: "device/.state/<id>", help: "where the outbox and persisted state live" },
+  { key: "outboxMax", flag: "outbox-max", env: "IOT_OUTBOX_MAX", kind: "string", default: String(DEFAULT_OUTBOX_MAX), help: "outbox bound in readings; the oldest are dropped past it" },
+  { key: "scale", flag: "scale", env: "IOT_SCALE", kind: "string", default: "F", help: "scale until the endpoint says otherwise (F or C)" },
+  { key: "intervalMs", flag: "interval-ms", env: "IOT_INTERVAL_MS", kind: "string", default: "1000", help: "sample interval until the endpoint says otherwise" },
+  { key: "backoffMaxMs", flag: "backoff-max-ms", env: "IOT_BACKOFF_MAX_MS", kind: "string", default: "15000", help: "longest wait between reconnection attempts" },
+  { key: "quiet", flag: "quiet", env: "IOT_QUIET", kind: "boolean", default: "false", help: "no `Temperature: …` line per reading" },
+  { key: "config", flag: "config", env: "IOT_CONFIG", kind: "string", help: "JSON file with any of these settings (camelCase keys)" },
+];
+
+export const COMMANDS = {
+  run: "run the agent (the default)",
+  config: "GET /iot/config once and print the JSON answer",
+  update: "GET /iot/update once and print the JSON answer",
+  post: "POST /iot/data {iot: <now>} once and print the JSON answer",
+} as const;
+export type Command = keyof typeof COMMANDS;
+
+const bool = z.preprocess((v) => {
+  if (typeof v !== "string") return v;
+  const s = v.trim().toLowerCase();
+  if (["1", "true", "yes", "on"].includes(s)) return true;
+  if (["0", "false", "no", "off"].includes(s)) return false;
+  return v;
+}, z.boolean());
+const int = (min: number, max: number) =>
+  z.preprocess((v) => (typeof v === "string" && v.trim() !== "" ? Number(v) : v), z.number().int().min(min).max(max));
+
+/** Token: `<device id>.<secret>`; the id part names the device. */
+const Token = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.[A-Za-z0-9_-]{16,256}$/, "token: <device id>.<secret>");
+
+export const AgentConfig = z.strictObject({
+  endpoint: z.url({ protocol: /^https?$/, error: "endpoint: an http:// or https:// URL" }),
+  id: DeviceId,
+  token: Token.optional(),
+  ip: z.ipv4(),
+  simulate: bool,
+  i2cBus: int(0, 255),
+  i2cAddress: int(0x03, 0x77),
+  tmp102Rate: z.preprocess((v) => (typeof v === "string" ? Number(v) : v), z.number().refine(isConversionRate, "one of 0.25, 1, 4, 8")),
+  tmp102Extended: bool,
+  led: bool,
+  ledGpio: int(0, 27),
+  stateDir: z.string().min(1),
+  outboxMax: int(1, 100_000_000),
+  scale: Scale,
+  intervalMs: z.preprocess((v) => (typeof v === "string" ? Number(v) : v), IntervalMs),
+  backoffMaxMs: int(1_000, 3_600_000),
+  quiet: bool,
+});
+export type AgentConfig = z.infer<typeof AgentConfig> & { tmp102Rate: 0.25 | 1 | 4 | 8 };
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+export type Loaded = { command: Command; help: boolean; config: AgentConfig };
+
+export type LoadInputs = {
+  argv?: string[];
+  env?: Record<string, string | undefined>;
+  readFile?: (path: string) => string;
+  /** Injectable for tests. */
+  hostname?: () => string;
+  detectIp?: () => string;
+};
+
+/** Parse argv + env (+ the config file they name) into one validated configuration. */
+export function loadConfig(inputs: LoadInputs = {}): Loaded {
+  const argv = inputs.argv ?? process.argv.slice(2);
+  const env = inputs.env ?? process.env;
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+      options: {
+        help: { type: "boolean", short: "h" },
+        ...Object.fromEntries(OPTIONS.map((o) => [o.flag, { type: o.kind }])),
+      },
+    });
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message} (see --help)`);
+  }
+  const [command = "run", ...extra] = parsed.positionals;
+  if (!(command in COMMANDS)) throw new ConfigError(`unknown command ${JSON.stringify(command)} (see --help)`);
+  if (extra.length) throw new ConfigError(`unexpected argument ${JSON.stringify(extra[0])} (see --help)`);
+
+  const fromFlags: Record<string, unknown> = {};
+  const fromEnv: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    const flag = parsed.values[o.flag];
+    if (flag !== undefined) fromFlags[o.key] = flag;
+    const e = env[o.env];
+    if (e !== undefined && e !== "") fromEnv[o.key] = e;
+  }
+  const file = (fromFlags.config ?? fromEnv.config) as string | undefined;
+  const fromFile = file ? readConfigFile(file, inputs.readFile) : {};
+
+  const pick = (key: string) => fromFlags[key] ?? fromEnv[key] ?? fromFile[key];
+  const merged: Record<string, unknown> = {};
+  for (const o of OPTIONS) {
+    if (o.key === "config") continue;
+    merged[o.key] = pick(o.key) ?? o.default;
+  }
+  // Defaults that depend on other settings.
+  const token = pick("token") as string | undefined;
+  const tokenId = typeof token === "string" && token.includes(".") ? token.slice(0, token.indexOf(".")) : undefined;
+  merged.id = pick("id") ?? tokenId ?? deviceIdFromHostname((inputs.hostname ?? hostname)());
+  merged.token = token;
+  merged.ip = pick("ip") ?? (inputs.detectIp ?? detectLanIpv4)();
+  merged.stateDir = pick("stateDir") ?? join(DEVICE_DIR, ".state", String(merged.id));
+
+  const result = AgentConfig.safeParse(merged);
+  if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error)}`);
+  const config = result.data as AgentConfig;
+  if (tokenId !== undefined && tokenId !== config.id) {
+    throw new ConfigError(`the token is for device ${JSON.stringify(tokenId)} but the id is ${JSON.stringify(config.id)}`);
+  }
+  config.stateDir = resolve(config.stateDir);
+  return { command: command as Command, help: parsed.values.help === true, config };
+}
+
+function readConfigFile(path: string, read: (path: string) => string = (p) => readFileSync(p, "utf8")): Record<string, unknown> {
+  let json: unknown;
+  try {
+    json = JSON.parse(read(path));
+  } catch (err) {
+    throw new ConfigError(`config file ${path}: ${(err as Error).message}`);
+  }
+  if (typeof json !== "object" || json === null || Array.isArray(json)) throw new ConfigError(`config file ${path}: not a JSON object`);
+  const known = new Set(OPTIONS.map((o) => o.key));
+  const unknown = Object.keys(json).filter((k) => !known.has(k) || k === "config");
+  if (unknown.length) throw new ConfigError(`config file ${path}: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(", ")}`);
+  return json as Record<string, unknown>;
+}
+
+/** A hostname made into a valid device id (`raspberrypi` → `raspberrypi`, `my pi!` → `my-pi`). */
+export function deviceIdFromHostname(name: string): string {
+  const id = name.replace(/[^A-Za-z0-9._-]+/g, "-").replace(/^[._-]+/, "").slice(0, 64);
+  return id || "pi";
+}
+
+/** The first non-internal IPv4 address (what the old agent sent as x-iot-ip). */
+export function detectLanIpv4(): string {
+  for (const addresses of Object.values(networkInterfaces())) {
+    for (const a of addresses ?? []) {
+      if (a.family === "IPv4" && !a.internal) return a.address;
+    }
+  }
+  return "127.0.0.1";
+}
+
+export function helpText(): string {
+  const rows = OPTIONS.map((o) => {
+    const flag = o.kind === "boolean" ? `--[no-]${o.flag}` : `--${o.flag} <value>`;
+    const def = o.default ? ` (default: ${o.default})` : "";
+    return `  ${flag.padEnd(26)} ${o.env.padEnd(20)} ${o.help}${def}`;
+  });
+  const commands = Object.entries(COMMANDS).map(([name, what]) => `  ${name.padEnd(8)} ${what}`);
+  return [
+    "Usage: npm run device -- [command] [options]",
+    "       node device/cli.ts [command] [options]      (node iot-agent.mjs … for the bundle, see npm run device:build)",
+    "",
+    "Commands:",
+    ...commands,
+    "",
+    "Options (flag, environment variable; flags win over the environment, which wins over --config's file):",
+    ...rows,
+    `  ${"-h, --help".padEnd(26)} ${"".padEnd(20)} print this help`,
+    "",
+    "Example: npm run device -- --simulate --endpoint http://localhost:8787 --id dev-1",
+  ].join("\n");
+}

@@ -1,0 +1,111 @@
+import { createServer } from "node:http";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer, type WebSocket } from "ws";
+import { DesiredState, DeviceMessage, PING, PONG } from "../../../party/protocol.ts";
+import { Agent } from "../../../device/agent.ts";
+import type { AgentConfig } from "../../../device/config.ts";
+import { Outbox } from "../../../device/outbox.ts";
+import type { Sensor } from "../../../device/sensors/index.ts";
+import { errno, memoryLogger } from "./fakes.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "iot-agent-"));
+
+/** A stand-in endpoint: /iot/config, /api/tickets, and a room that stores, acks and records frames. */
+const frames: DeviceMessage[] = [];
+const stored = new Set<number>();
+let room: WebSocket | undefined;
+const http = createServer((req, res) => {
+  res.setHeader("content-type", "application/json");
+  if (req.url === "/iot/config") {
+    return res.end(JSON.stringify({
+      message: "IoT Configuration", iotip: "192.168.1.19", ts: Date.now(), id: "agent-1",
+      config: { scale: "F", intervalMs: 100, heartbeatMs: 1000, socketPath: "/parties/device/agent-1", fw: "1.0.0" },
+    }));
+  }
+  if (req.url === "/api/tickets") return res.end(JSON.stringify({ ticket: "t", expiresAt: Date.now() + 60_000, path: "/parties/device/agent-1" }));
+  res.statusCode = 404;
+  res.end(JSON.stringify({ error: { code: "not_found", message: req.url } }));
+});
+const wss = new WebSocketServer({ server: http });
+wss.on("connection", (ws) => {
+  room = ws;
+  ws.on("message", (data) => {
+    const text = data.toString();
+    if (text === PING) return ws.send(PONG);
+    const msg = DeviceMessage.parse(JSON.parse(text)); // the agent only ever sends valid frames
+    frames.push(msg);
+    if (msg.type === "hello") ws.send(JSON.stringify({ type: "ack", seq: msg.oldest - 1 }));
+    if (msg.type === "readings") {
+      for (const r of msg.readings) stored.add(r.seq);
+      let acked = 0;
+      while (stored.has(acked + 1)) acked++;
+      ws.send(JSON.stringify({ type: "ack", seq: acked }));
+    }
+  });
+});
+let endpoint = "";
+beforeAll(async () => {
+  await new Promise<void>((r) => http.listen(0, "127.0.0.1", () => r()));
+  endpoint = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
+});
+afterAll(async () => {
+  for (const c of wss.clients) c.terminate();
+  await new Promise((r) => http.close(r));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+class FlakySensor implements Sensor {
+  readonly name = "tmp102";
+  errors = 0;
+  failing = true;
+  async readCelsius() {
+    if (!this.failing) return 21.5;
+    this.errors++;
+    throw errno("EREMOTEIO", "Remote I/O error");
+  }
+  async close() {}
+}
+
+describe("agent", () => {
+  it("reports sensor errors, streams once the sensor recovers, applies and answers commands, persists the scale", async () => {
+    const config: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state"), outboxMax: 1000, scale: "F",
+      intervalMs: 100, backoffMaxMs: 1000, quiet: false,
+    };
+    const sensor = new FlakySensor();
+    const log = memoryLogger();
+    const agent = new Agent(config, { sensor, log });
+    await agent.start();
+    try {
+      // A failing sensor: no readings, but the room hears the error count.
+      await expect.poll(() => frames.some((f) => (f.type === "hello" || f.type === "report") && (f.state.sensorErrors ?? 0) > 0), { timeout: 5_000 }).toBe(true);
+      expect(frames.some((f) => f.type === "readings")).toBe(false);
+
+      sensor.failing = false;
+      await expect.poll(() => stored.size, { timeout: 5_000 }).toBeGreaterThanOrEqual(5);
+      expect(log.lines).toContain("Temperature: 70.70F"); // 21.5 °C
+      await expect.poll(() => agent.outbox.size, { timeout: 5_000 }).toBeLessThanOrEqual(1);
+
+      room!.send(JSON.stringify({ type: "command", id: "cmd-scale-0001", command: { cmd: "scale", scale: "C" } }));
+      room!.send(JSON.stringify({ type: "command", id: "cmd-reboot-001", command: { cmd: "reboot" } }));
+      room!.send("not json at all");
+      await expect.poll(() => frames.filter((f) => f.type === "result").length, { timeout: 5_000 }).toBe(2);
+      const results = frames.filter((f) => f.type === "result");
+      expect(results[0]).toMatchObject({ id: "cmd-scale-0001", ok: true, state: { scale: "C", sensor: "tmp102", sensorErrors: sensor.errors } });
+      expect(results[1]).toEqual({ type: "result", id: "cmd-reboot-001", ok: false, error: 'unknown command "reboot"' });
+      await expect.poll(() => log.lines.includes("Temperature: 21.50C"), { timeout: 5_000 }).toBe(true);
+      expect(log.warnings.some((w) => w.startsWith("Ignoring an invalid frame"))).toBe(true);
+    } finally {
+      await agent.stop();
+    }
+    // Seqs went up in order with no gap, and the chosen scale is on disk for the next start.
+    expect([...stored].sort((a, b) => a - b)).toEqual(Array.from({ length: stored.size }, (_, i) => i + 1));
+    const outbox = new Outbox(join(dir, "state", "outbox.sqlite"), { log });
+    expect(outbox.getJson("desired", DesiredState)).toEqual({ scale: "C", intervalMs: 100 });
+    outbox.close();
+  });
+});

@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { DeviceMessage, type ReportedState } from "../../../party/protocol.ts";
+import { applyCommand, rejectInvalidCommand } from "../../../device/commands.ts";
+import { Outbox } from "../../../device/outbox.ts";
+import { BACKLOG_WINDOW, Sender } from "../../../device/sender.ts";
+import { memoryLogger } from "./fakes.ts";
+
+const state: ReportedState = { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" };
+
+function setup(backlog: number, maxReadings?: number) {
+  const outbox = new Outbox(":memory:", { log: memoryLogger(), maxReadings });
+  for (let i = 0; i < backlog; i++) outbox.append({ ts: 1_700_000_000_000 + i, temperature: 70, scale: "F" });
+  const sent: DeviceMessage[] = [];
+  let linkUp = true;
+  const sender = new Sender({
+    outbox,
+    // Every frame must be one the room accepts.
+    send: (msg) => (linkUp ? (sent.push(DeviceMessage.parse(msg)), true) : false),
+    state: () => state,
+  });
+  const readingSeqs = () => sent.flatMap((m) => (m.type === "readings" ? m.readings.map((r) => r.seq) : []));
+  const live = () => outbox.append({ ts: Date.now(), temperature: 71, scale: "F" });
+  return { outbox, sender, sent, readingSeqs, live, down: () => (linkUp = false), up: () => (linkUp = true) };
+}
+
+describe("sender", () => {
+  it("says hello first, with the stream and the oldest seq still held", () => {
+    const { outbox, sender, sent } = setup(3);
+    outbox.ack(1);
+    sender.onOpen();
+    expect(sent[0]).toEqual({ type: "hello", stream: outbox.stream, oldest: 2, state });
+  });
+
+  it("sends the backlog in order, in batches of at most 500, within a window of unacked readings", () => {
+    const { sender, sent, readingSeqs } = setup(1_700);
+    sender.onOpen();
+    const batches = sent.filter((m) => m.type === "readings");
+    expect(batches.map((b) => b.readings.length)).toEqual([500, 500]); // window: 1000 unacked
+    expect(BACKLOG_WINDOW).toBe(1000);
+    sender.onAck(500);
+    sender.onAck(1000);
+    sender.onAck(1500);
+    expect(readingSeqs()).toEqual(Array.from({ length: 1_700 }, (_, i) => i + 1));
+    expect(sent.filter((m) => m.type === "readings").map((b) => b.readings.length)).toEqual([500, 500, 500, 200]);
+  });
+
+  it("sends live readings at once, ahead of a backlog still in flight, and never twice", () => {
+    const { sender, readingSeqs, live } = setup(1_200);
+    sender.onOpen(); // 1..1000 in flight
+    const now = live(); // seq 1201
+    sender.onReading(now);
+    expect(readingSeqs().at(-1)).toBe(1201);
+    sender.onAck(1000); // 1001..1200 go now; 1201 is not sent again
+    sender.onAck(1201);
+    const all = readingSeqs();
+    expect(all).toHaveLength(1201);
+    expect(new Set(all).size).toBe(1201);
+  });
+
+  it("prunes the outbox on ack", () => {
+    const { outbox, sender } = setup(10);
+    sender.onOpen();
+    sender.onAck(7);
+    expect(outbox.oldest).toBe(8);
+    expect(outbox.size).toBe(3);
+  });
+
+  it("after a lost link, resends everything not acked (live ones included) on the next connection", () => {
+    const { sender, sent, readingSeqs, live, down, up } = setup(3);
+    sender.onOpen();
+    sender.onReading(live()); // 4, sent live
+    sender.onAck(2);
+    down();
+    sender.onReading(live()); // 5, not sent: the link is down
+    sender.onClose();
+    up();
+    sent.length = 0;
+    sender.onOpen();
+    expect(sent[0]).toMatchObject({ type: "hello", oldest: 3 });
+    expect(readingSeqs()).toEqual([3, 4, 5]);
+  });
+
+  it("says hello again when the drop-oldest policy removed readings, so the room stops waiting for them", () => {
+    const { outbox, sender, sent, live } = setup(5, 5);
+    sender.onOpen();
+    sent.length = 0;
+    live(); // seq 6 pushes out seq 1
+    expect(outbox.oldest).toBe(2);
+    sender.hello();
+    expect(sent[0]).toMatchObject({ type: "hello", oldest: 2 });
+  });
+});
+
+describe("commands", () => {
+  it("scale and interval change the desired state", () => {
+    expect(applyCommand({ scale: "F", intervalMs: 1000 }, { cmd: "scale", scale: "C" })).toEqual({ scale: "C", intervalMs: 1000 });
+    expect(applyCommand({ scale: "F", intervalMs: 1000 }, { cmd: "interval", intervalMs: 200 })).toEqual({ scale: "F", intervalMs: 200 });
+  });
+
+  it("an unknown or invalid command with an id is answered ok:false with the reason; other junk has no answer", () => {
+    const id = "cmd-12345678";
+    expect(rejectInvalidCommand(JSON.stringify({ type: "command", id, command: { cmd: "reboot" } }), "x")).toEqual({
+      type: "result",
+      id,
+      ok: false,
+      error: 'unknown command "reboot"',
+    });
+    expect(rejectInvalidCommand(JSON.stringify({ type: "command", id, command: { cmd: "scale", scale: "K" } }), "command.scale: bad")).toEqual({
+      type: "result",
+      id,
+      ok: false,
+      error: "invalid command: command.scale: bad",
+    });
+    expect(rejectInvalidCommand("{not json", "invalid_json")).toBeNull();
+    expect(rejectInvalidCommand(JSON.stringify({ type: "command", id: "x", command: {} }), "id")).toBeNull();
+    expect(rejectInvalidCommand(JSON.stringify({ type: "party" }), "type")).toBeNull();
+  });
+});
