@@ -139,7 +139,8 @@ export function loadConfig(inputs: LoadInputs = {}): Loaded {
   }
   // Defaults that depend on other settings.
   const token = pick("token") as string | undefined;
-  const tokenId = typeof token === "string" && token.includes(".") ? token.slice(0, token.indexOf(".")) : undefined;
+  // Ids may contain dots; the secret (base64url) never does, so the id is everything before the last one.
+  const tokenId = typeof token === "string" && token.includes(".") ? token.slice(0, token.lastIndexOf(".")) : undefined;
   merged.id = pick("id") ?? tokenId ?? deviceIdFromHostname((inputs.hostname ?? hostname)());
   merged.token = token;
   merged.ip = pick("ip") ?? (inputs.detectIp ?? detectLanIpv4)();

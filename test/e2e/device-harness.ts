@@ -5,7 +5,7 @@
  * bounded by a time-out.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 
@@ -139,13 +139,32 @@ export function startAgent(args: string[]): Proc {
   return new Proc("agent", ["--disable-warning=ExperimentalWarning", join(ROOT, "device/cli.ts"), ...args], {});
 }
 
-export async function getJson<T = any>(url: string): Promise<T> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5_000) });
+export async function getJson<T = any>(url: string, token?: string): Promise<T> {
+  const headers: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) });
   if (!res.ok) throw new Error(`GET ${url}: ${res.status} ${await res.text()}`);
   return (await res.json()) as T;
 }
 
-/** Wait until the endpoint answers HTTP at all. */
+/** Wait until the endpoint answers HTTP at all (unauthenticated, /api/session is a JSON 401). */
 export function endpointReady(base: string, timeoutMs = 90_000): Promise<unknown> {
-  return waitFor(`the endpoint at ${base}`, async () => (await fetch(`${base}/iot/update`, { signal: AbortSignal.timeout(2_000) })).ok, timeoutMs, 250);
+  return waitFor(`the endpoint at ${base}`, async () => (await fetch(`${base}/api/session`, { signal: AbortSignal.timeout(2_000) })).status === 401, timeoutMs, 250);
+}
+
+/** The operator token the endpoint wrote into its secrets file on first start. */
+export function adminToken(devVars: string): string {
+  const m = /^ADMIN_TOKEN="(.+)"$/m.exec(readFileSync(devVars, "utf8"));
+  if (!m) throw new Error(`no ADMIN_TOKEN in ${devVars}`);
+  return m[1]!;
+}
+
+/** Provision a device as the operator; returns its token. */
+export async function provision(base: string, admin: string, id: string): Promise<string> {
+  const res = await fetch(`${base}/api/devices`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${admin}`, "content-type": "application/json" },
+    body: JSON.stringify({ id }),
+  });
+  if (res.status !== 201) throw new Error(`provision ${id}: ${res.status} ${await res.text()}`);
+  return ((await res.json()) as { token: string }).token;
 }

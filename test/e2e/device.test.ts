@@ -11,7 +11,7 @@ import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
 import { LINES } from "../../device/log.ts";
 import type { DeviceState, Reading } from "../../party/protocol.ts";
-import { Proc, endpointReady, freePort, getJson, sleep, startAgent, startEndpoint, waitFor } from "./device-harness.ts";
+import { Proc, adminToken, endpointReady, freePort, getJson, provision, sleep, startAgent, startEndpoint, waitFor } from "./device-harness.ts";
 
 const OUTAGE_MS = 10_000;
 const SAMPLE_MS = 200;
@@ -19,6 +19,8 @@ const SAMPLE_MS = 200;
 let tmp: string;
 let base: string;
 let port: number;
+let admin: string;
+let token: string;
 const procs: Proc[] = [];
 
 beforeAll(async () => {
@@ -47,6 +49,7 @@ function endpoint(): Proc {
 function agent(id: string): Proc {
   const p = startAgent([
     "--simulate",
+    "--token", token,
     "--no-led",
     "--endpoint", base,
     "--id", id,
@@ -62,7 +65,7 @@ async function allReadings(id: string): Promise<Reading[]> {
   const out: Reading[] = [];
   for (;;) {
     const after = out.at(-1)?.seq ?? 0;
-    const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?after=${after}&limit=1000`);
+    const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?after=${after}&limit=1000`, admin);
     out.push(...readings);
     if (readings.length < 1000) return out;
   }
@@ -71,7 +74,7 @@ async function allReadings(id: string): Promise<Reading[]> {
 describe("device agent end to end", () => {
   it("loses nothing and duplicates nothing across a 10 s endpoint outage and an agent kill -9, and keeps the scale", async () => {
     const id = `e2e-${Date.now().toString(36)}`;
-    const state = () => getJson<DeviceState>(`${base}/api/devices/${id}`);
+    const state = () => getJson<DeviceState>(`${base}/api/devices/${id}`, admin);
     onTestFailed(() => {
       for (const p of procs) console.error(p.tail());
     });
@@ -80,6 +83,8 @@ describe("device agent end to end", () => {
     // 1. Stream a while.
     let ep = endpoint();
     await endpointReady(base);
+    admin = adminToken(join(tmp, "dev.vars"));
+    token = await provision(base, admin, id);
     let dev = agent(id);
     await dev.waitForLine(LINES.connected);
     await waitFor("15 acked readings", async () => (await state()).ackedSeq >= 15);
@@ -87,7 +92,7 @@ describe("device agent end to end", () => {
     // 2. Switch to °C; the agent applies and confirms it.
     const res = await fetch(`${base}/api/devices/${id}/commands`, {
       method: "POST",
-      headers: { "content-type": "application/json" },
+      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
       body: JSON.stringify({ cmd: "scale", scale: "C" }),
     });
     expect(res.status).toBe(202);
@@ -114,7 +119,7 @@ describe("device agent end to end", () => {
     await endpointReady(base);
     const upAt = Date.now();
     await waitFor("a live reading after the restart", async () => {
-      const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?since=${upAt}&limit=1`);
+      const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?since=${upAt}&limit=1`, admin);
       return readings.length > 0;
     }, 60_000, 50);
     const firstLiveMs = Date.now() - upAt;
