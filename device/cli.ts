@@ -4,11 +4,12 @@
  *
  *   node device/cli.ts [run] [options]   the agent (what the systemd unit runs)
  *   node device/cli.ts config|update|post one REST call, its JSON answer printed
+ *   node device/cli.ts provision|rotate|revoke --id X --admin-token T   the operator's device credentials
  *
  * `npm run device -- …` is the same with the project's Node 22. `--help` lists every option.
  */
 import { Agent } from "./agent.ts";
-import { COMMANDS, ConfigError, helpText, loadConfig, type Loaded } from "./config.ts";
+import { COMMANDS, ConfigError, OPERATOR_COMMANDS, helpText, loadConfig, type Loaded } from "./config.ts";
 import { EndpointClient } from "./http.ts";
 import { consoleLogger, errorText } from "./log.ts";
 import { FW_VERSION } from "./version.ts";
@@ -33,14 +34,23 @@ async function main(): Promise<number> {
   const { command, config } = loaded;
   if (command === "run") return run(new Agent(config));
 
-  const client = new EndpointClient({ endpoint: new URL(config.endpoint), id: config.id, ip: config.ip, token: config.token });
+  const operator = OPERATOR_COMMANDS.includes(command);
+  const client = new EndpointClient({
+    endpoint: new URL(config.endpoint),
+    id: config.id,
+    ip: config.ip,
+    token: operator ? config.adminToken : config.token,
+  });
   try {
-    const answer =
-      command === "config"
-        ? await client.config()
-        : command === "update"
-          ? await client.update(FW_VERSION)
-          : await client.postData({ iot: Date.now() });
+    const calls: Record<Exclude<typeof command, "run">, () => Promise<unknown>> = {
+      config: () => client.config(),
+      update: () => client.update(FW_VERSION),
+      post: () => client.postData({ iot: Date.now() }),
+      provision: () => client.provision(config.id),
+      rotate: () => client.rotate(config.id),
+      revoke: () => client.revoke(config.id),
+    };
+    const answer = await calls[command]();
     console.log(JSON.stringify(answer, null, 2));
     return 0;
   } catch (err) {

@@ -23,6 +23,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "endpoint", flag: "endpoint", env: "IOT_ENDPOINT", kind: "string", default: "http://localhost:8787", help: "endpoint URL (http[s]://host[:port])" },
   { key: "id", flag: "id", env: "IOT_ID", kind: "string", default: "the token's id, else the hostname", help: "device id (1-64 of A-Z a-z 0-9 . _ -)" },
   { key: "token", flag: "token", env: "IOT_TOKEN", kind: "string", help: "device token <id>.<secret> from the operator; sent as Authorization: Bearer" },
+  { key: "adminToken", flag: "admin-token", env: "IOT_ADMIN_TOKEN", kind: "string", help: "operator token, only for provision / rotate / revoke (never stored)" },
   { key: "ip", flag: "ip", env: "IOT_IP", kind: "string", default: "first non-loopback IPv4", help: "LAN IPv4 address reported as x-iot-ip" },
   { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "use the simulated sensor even if an I2C bus exists" },
   { key: "i2cBus", flag: "i2c-bus", env: "IOT_I2C_BUS", kind: "string", default: "1", help: "I2C bus number (/dev/i2c-N)" },
@@ -45,7 +46,11 @@ export const COMMANDS = {
   config: "GET /iot/config once and print the JSON answer",
   update: "GET /iot/update once and print the JSON answer",
   post: "POST /iot/data {iot: <now>} once and print the JSON answer",
+  provision: "as the operator (--admin-token): create --id's credentials and print its token, shown once",
+  rotate: "as the operator: new credentials for --id; the old token stops working at once",
+  revoke: "as the operator: cut --id off now, until provisioned again",
 } as const;
+export const OPERATOR_COMMANDS: readonly Command[] = ["provision", "rotate", "revoke"];
 export type Command = keyof typeof COMMANDS;
 
 const bool = z.preprocess((v) => {
@@ -65,6 +70,7 @@ export const AgentConfig = z.strictObject({
   endpoint: z.url({ protocol: /^https?$/, error: "endpoint: an http:// or https:// URL" }),
   id: DeviceId,
   token: Token.optional(),
+  adminToken: z.string().min(1).max(256).optional(),
   ip: z.ipv4(),
   simulate: bool,
   i2cBus: int(0, 255),
@@ -143,6 +149,7 @@ export function loadConfig(inputs: LoadInputs = {}): Loaded {
   const tokenId = typeof token === "string" && token.includes(".") ? token.slice(0, token.lastIndexOf(".")) : undefined;
   merged.id = pick("id") ?? tokenId ?? deviceIdFromHostname((inputs.hostname ?? hostname)());
   merged.token = token;
+  merged.adminToken = pick("adminToken");
   merged.ip = pick("ip") ?? (inputs.detectIp ?? detectLanIpv4)();
   merged.stateDir = pick("stateDir") ?? join(DEVICE_DIR, ".state", String(merged.id));
 
@@ -153,6 +160,9 @@ export function loadConfig(inputs: LoadInputs = {}): Loaded {
     throw new ConfigError(`the token is for device ${JSON.stringify(tokenId)} but the id is ${JSON.stringify(config.id)}`);
   }
   config.stateDir = resolve(config.stateDir);
+  if (OPERATOR_COMMANDS.includes(command as Command) && !config.adminToken) {
+    throw new ConfigError(`${command} needs the operator token: --admin-token or IOT_ADMIN_TOKEN`);
+  }
   return { command: command as Command, help: parsed.values.help === true, config };
 }
 
@@ -204,6 +214,7 @@ export function helpText(): string {
     ...rows,
     `  ${"-h, --help".padEnd(26)} ${"".padEnd(20)} print this help`,
     "",
-    "Example: npm run device -- --simulate --endpoint http://localhost:8787 --id dev-1",
+    "Example: npm run device -- --simulate --endpoint http://localhost:8787 --token dev-1.<secret>",
+    "         npm run device -- provision --endpoint https://iot.example.com --id pi-kitchen --admin-token <operator token>",
   ].join("\n");
 }

@@ -8,7 +8,9 @@
  */
 import {
   ApiError,
+  DeviceTokenResponse,
   IotConfigResponse,
+  RevokeResponse,
   IotUpdateResponse,
   TicketResponse,
   describeIssues,
@@ -76,6 +78,21 @@ export class EndpointClient {
   /** `POST /iot/data` with the legacy loopback body `{iot: ts}`, or a batch of readings. */
   postData(body: { iot: number | string } | { readings: Reading[] }): Promise<unknown> {
     return this.#call("POST", "/iot/data", null, body);
+  }
+
+  // Operator calls (the client's token is then the operator's): the CLI's provision / rotate / revoke.
+
+  /** `POST /api/devices`: credentials for `id`; its token is in the answer, this once. */
+  provision(id: string): Promise<DeviceTokenResponse> {
+    return this.#call("POST", "/api/devices", DeviceTokenResponse, { id });
+  }
+
+  rotate(id: string): Promise<DeviceTokenResponse> {
+    return this.#call("POST", `/api/devices/${encodeURIComponent(id)}/rotate`, DeviceTokenResponse, {});
+  }
+
+  revoke(id: string): Promise<z.infer<typeof RevokeResponse>> {
+    return this.#call("POST", `/api/devices/${encodeURIComponent(id)}/revoke`, RevokeResponse, {});
   }
 
   /** ws:// or wss:// URL of a socket path on this endpoint (keeps a path prefix the endpoint URL has). */

@@ -328,6 +328,23 @@ export const TicketResponse = z.object({
 });
 export type TicketResponse = z.infer<typeof TicketResponse>;
 
+/** `POST /api/devices` and `…/rotate`: the device's token, shown this once (only its hash is kept). */
+export const DeviceTokenResponse = z.strictObject({
+  id: DeviceId,
+  token: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}\.[A-Za-z0-9_-]{32,128}$/),
+});
+export type DeviceTokenResponse = z.infer<typeof DeviceTokenResponse>;
+
+/** `POST /api/devices/:id/revoke`. */
+export const RevokeResponse = z.strictObject({ id: DeviceId, revoked: z.boolean() });
+
+/** `GET /api/session` and `POST /api/login`: who the caller is (expiresAt for a cookie session). */
+export const SessionResponse = z.strictObject({
+  role: z.enum(["operator", "viewer"]),
+  expiresAt: Timestamp.optional(),
+});
+export type SessionResponse = z.infer<typeof SessionResponse>;
+
 /** `POST /iot/data`: the legacy loopback body, or a batch of readings. */
 export const IotLegacyData = z.strictObject({ iot: z.union([z.number(), z.string().max(64)]) });
 export const IotReadingsData = z.strictObject({ readings: ReadingBatch });

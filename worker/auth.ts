@@ -20,7 +20,9 @@ import { room, type AppEnv } from "./env";
 import { ApiError } from "./errors";
 import { base64url } from "./tickets";
 
-export type Principal = { role: "operator" } | { role: "viewer" } | { role: "device"; id: string };
+export type Principal =
+  | { role: "operator" | "viewer"; /** set for a cookie session */ expiresAt?: number }
+  | { role: "device"; id: string };
 export type Role = Principal["role"];
 
 export type AuthEnv = AppEnv & { Variables: { principal: Principal } };
@@ -111,7 +113,7 @@ async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
     const [role, exp] = session.split(".");
     if ((role === "operator" || role === "viewer") && Number(exp) > Date.now()) {
       checkSameOrigin(c);
-      return { role };
+      return { role, expiresAt: Number(exp) };
     }
   }
   return null;

@@ -4,7 +4,7 @@
  * `onUnauthorized` (the app shows the sign-in form) and thrown as `Unauthorized`.
  */
 import * as z from "zod";
-import { ApiError, LIMITS, Reading } from "../../party/protocol";
+import { ApiError, LIMITS, Reading, TicketResponse } from "../../party/protocol";
 
 export class HttpError extends Error {
   constructor(
@@ -45,18 +45,13 @@ async function request<T extends z.ZodType>(path: string, schema: T, init: Reque
   return parsed.data;
 }
 
-/**
- * `POST /api/tickets` answer. The Worker builds it inline (worker/routes/api.ts),
- * so it has no schema in party/protocol.ts; this is its one declaration on the client.
- */
-const TicketAnswer = z.object({ ticket: z.string(), expiresAt: z.number(), path: z.string().startsWith("/") });
-export type TicketAnswer = z.infer<typeof TicketAnswer>;
+export type TicketAnswer = TicketResponse;
 
 export type TicketTarget = { device: string } | { fleet: true };
 
 /** A one-use, 60-second ticket to open a socket; fetched anew for every (re)connect. */
 export function fetchTicket(target: TicketTarget): Promise<TicketAnswer> {
-  return request("/api/tickets", TicketAnswer, { method: "POST", body: JSON.stringify(target) });
+  return request("/api/tickets", TicketResponse, { method: "POST", body: JSON.stringify(target) });
 }
 
 const ReadingsAnswer = z.object({ readings: z.array(Reading) });

@@ -9,8 +9,7 @@
  * role. An endpoint without these routes (404) is an open one: everyone may
  * do everything, which is how a local endpoint without auth behaves.
  */
-import * as z from "zod";
-import { ApiError } from "../../party/protocol";
+import { ApiError, SessionResponse } from "../../party/protocol";
 
 export type Role = "operator" | "viewer";
 
@@ -20,15 +19,8 @@ export type Session =
   | { kind: "signed-in"; role: Role; expiresAt?: number }
   | { kind: "signed-out" };
 
-/**
- * The session answer. Not in party/protocol.ts (the routes belong to the
- * Worker's auth, not to the socket protocol), so it is declared here, once,
- * and parsed like every other body.
- */
-const SessionBody = z.object({
-  role: z.enum(["operator", "viewer"]),
-  expiresAt: z.number().optional(),
-});
+/** The session answer, as party/protocol.ts declares it for both sides. */
+const SessionBody = SessionResponse;
 
 type Fetch = (input: string, init?: RequestInit) => Promise<Response>;
 

@@ -58,12 +58,18 @@ export async function startEndpoint(opts: { port?: number; stateDir?: string; en
       });
       child.stdout!.on("data", (d) => (log += d));
       child.stderr!.on("data", (d) => (log += d));
-      await waitFor(async () => {
-        if (child!.exitCode !== null) throw new Error(`endpoint exited with ${child!.exitCode}:\n${log}`);
-        // Any answer from the Worker means it is up (unauthenticated, this one is a JSON 401).
-        const res = await fetch(`${endpoint.url}/api/session`).catch(() => null);
-        return res !== null && res.status === 401;
-      }, 60_000, `endpoint on :${port}`);
+      try {
+        await waitFor(async () => {
+          if (child!.exitCode !== null) throw new Error(`endpoint exited with ${child!.exitCode}:\n${log}`);
+          // Any answer from the Worker means it is up (unauthenticated, this one is a JSON 401).
+          const res = await fetch(`${endpoint.url}/api/session`).catch(() => null);
+          return res !== null && res.status === 401;
+        }, 60_000, `endpoint on :${port}`);
+      } catch (err) {
+        // Never leave a half-started wrangler/workerd behind a failed test.
+        await endpoint.stop();
+        throw err;
+      }
     },
     async stop() {
       const c = child;

@@ -251,7 +251,9 @@ describe("sessions", () => {
     expect(setCookie).toMatch(/SameSite=Strict/);
     expect(setCookie).toMatch(/Max-Age=43200/);
     const cookie = cookieFrom(res);
-    expect(await json(await call("/api/session", { headers: { cookie } }))).toEqual({ role: "operator" });
+    const session = await json(await call("/api/session", { headers: { cookie } }));
+    expect(session).toEqual({ role: "operator", expiresAt: expect.any(Number) });
+    expect(session.expiresAt).toBeGreaterThan(Date.now() + 11 * 3600 * 1000);
     const out = await call("/api/logout", { method: "POST", headers: { cookie } });
     expect(out.status).toBe(204);
     expect(out.headers.get("set-cookie")).toMatch(/iot_session=;.*Max-Age=0/);

@@ -16,7 +16,14 @@
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
-import { CommandRequest, DeviceId, ReadingsQuery } from "../../party/protocol";
+import {
+  CommandRequest,
+  DeviceId,
+  ReadingsQuery,
+  type DeviceTokenResponse,
+  type SessionResponse,
+  type TicketResponse,
+} from "../../party/protocol";
 import {
   endSession,
   hashSecret,
@@ -62,14 +69,18 @@ export const api = new Hono<AuthEnv>()
     async (c) => {
       const role = await roleForToken(c.env, c.req.valid("json").token);
       if (!role) throw new ApiError(401, "unauthorized", "wrong token");
-      return c.json({ role, expiresAt: await startSession(c, role) });
+      return c.json({ role, expiresAt: await startSession(c, role) } satisfies SessionResponse);
     },
   )
   .post("/logout", (c) => {
     endSession(c);
     return c.body(null, 204);
   })
-  .get("/session", requireRole("viewer"), (c) => c.json({ role: c.get("principal").role }))
+  .get("/session", requireRole("viewer"), (c) => {
+    const principal = c.get("principal");
+    if (principal.role === "device") throw new ApiError(403, "forbidden", "devices have no session");
+    return c.json({ role: principal.role, ...(principal.expiresAt ? { expiresAt: principal.expiresAt } : {}) } satisfies SessionResponse);
+  })
   .get("/devices", requireRole("viewer"), async (c) => c.json({ devices: await fleet(c.env).list() }))
   .post("/devices", requireRole("operator"), validateJson(z.strictObject({ id: DeviceId })), async (c) => {
     const { id } = c.req.valid("json");
@@ -78,7 +89,7 @@ export const api = new Hono<AuthEnv>()
     if (!provisioned) throw new ApiError(409, "already_provisioned", `device ${id} has credentials; rotate them instead`);
     await fleet(c.env).register(id, null);
     console.log(`device ${id} provisioned`);
-    return c.json({ id, token: `${id}.${secret}` }, 201);
+    return c.json({ id, token: `${id}.${secret}` } satisfies DeviceTokenResponse, 201);
   })
   .get("/devices/:id", requireRole("viewer"), validate("param", DeviceParam), async (c) => {
     const stub = await knownRoom(c.env, c.req.valid("param").id);
@@ -114,7 +125,7 @@ export const api = new Hono<AuthEnv>()
       throw new ApiError(409, "not_provisioned", `device ${id} has no credentials; provision it`);
     }
     console.log(`device ${id} credentials rotated`);
-    return c.json({ id, token: `${id}.${secret}` });
+    return c.json({ id, token: `${id}.${secret}` } satisfies DeviceTokenResponse);
   })
   .post("/devices/:id/revoke", requireRole("operator"), validate("param", DeviceParam), async (c) => {
     const { id } = c.req.valid("param");
@@ -144,15 +155,15 @@ export const api = new Hono<AuthEnv>()
           throw new ApiError(403, "forbidden", "a device may only open its own room");
         }
         const ticket = await issueTicket(secret, { room: `device:${principal.id}`, role: "device", sub: `device:${principal.id}` });
-        return c.json({ ...ticket, path: `/parties/device/${principal.id}` });
+        return c.json({ ...ticket, path: `/parties/device/${principal.id}` } satisfies TicketResponse);
       }
       if ("fleet" in body) {
         const ticket = await issueTicket(secret, { room: "fleet", role: "dashboard", sub: principal.role });
-        return c.json({ ...ticket, path: "/parties/fleet/main" });
+        return c.json({ ...ticket, path: "/parties/fleet/main" } satisfies TicketResponse);
       }
       if (body.role === "device") throw new ApiError(403, "forbidden", "only the device itself may open its device socket");
       await knownRoom(c.env, body.device);
       const ticket = await issueTicket(secret, { room: `device:${body.device}`, role: "dashboard", sub: principal.role });
-      return c.json({ ...ticket, path: `/parties/device/${body.device}` });
+      return c.json({ ...ticket, path: `/parties/device/${body.device}` } satisfies TicketResponse);
     },
   );
