@@ -16,15 +16,8 @@ import {
 
 export type ResultMessage = Extract<DeviceMessage, { type: "result" }>;
 
-/** The desired state after a command: a pure function, so the agent and its tests agree. */
-export function applyCommand(desired: DesiredState, command: CommandBody): DesiredState {
-  switch (command.cmd) {
-    case "scale":
-      return { ...desired, scale: command.scale };
-    case "interval":
-      return { ...desired, intervalMs: command.intervalMs };
-  }
-}
+/** The desired state after a command: the one function in party/protocol.ts, which the room uses too. */
+export { applyCommand } from "../party/protocol.ts";
 
 /** Just enough of a frame to answer it: a command with an id we can echo. */
 const CommandEnvelope = z.object({ type: z.literal("command"), id: CommandId, command: z.unknown() });

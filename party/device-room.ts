@@ -15,6 +15,7 @@
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
   DashboardMessage,
+  applyCommand,
   DeviceMessage,
   PING,
   PONG,
@@ -755,14 +756,6 @@ function commandFromRow(row: CommandRow): CommandRecord {
   };
 }
 
-function applyCommand(desired: DesiredState, command: CommandBody): DesiredState {
-  switch (command.cmd) {
-    case "scale":
-      return { ...desired, scale: command.scale };
-    case "interval":
-      return { ...desired, intervalMs: command.intervalMs };
-  }
-}
 
 function roleOf(request: Request): Role {
   return request.headers.get(TICKET_HEADERS.role) === "device" ? "device" : "dashboard";

@@ -411,6 +411,19 @@ export function describeIssues(error: z.ZodError): string {
     .slice(0, 500);
 }
 
+/**
+ * The desired state after a command: one pure function, so the room that
+ * records it and the agent that applies it can never disagree.
+ */
+export function applyCommand(desired: DesiredState, command: CommandBody): DesiredState {
+  switch (command.cmd) {
+    case "scale":
+      return { ...desired, scale: command.scale };
+    case "interval":
+      return { ...desired, intervalMs: command.intervalMs };
+  }
+}
+
 /** Fahrenheit ↔ Celsius, rounded to 2 decimals as the legacy log line shows them. */
 export function convert(temperature: number, from: Scale, to: Scale): number {
   if (from === to) return temperature;
