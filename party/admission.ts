@@ -37,6 +37,20 @@ export function consumeNonce(sql: SqlStorage, nonce: string, exp: number, now = 
   return sql.exec("INSERT OR IGNORE INTO ticket_nonces (nonce, exp) VALUES (?, ?)", nonce, exp).rowsWritten > 0;
 }
 
+/**
+ * Admit a WebSocket upgrade: null lets it through to partyserver, a Response
+ * refuses it. `check` adds what only this room knows (a device's credentials).
+ */
+export function admitSocket(request: Request, sql: SqlStorage, check?: (admission: Admission) => Response | null): Response | null {
+  if (request.headers.get("upgrade")?.toLowerCase() !== "websocket") return null;
+  const admission = readAdmission(request);
+  if (!admission) return refuse(401, "ticket_required", "sockets are opened through the Worker with a ticket");
+  if (!consumeNonce(sql, admission.nonce, admission.exp)) {
+    return refuse(401, "ticket_used", "this ticket was already used; get a new one");
+  }
+  return check?.(admission) ?? null;
+}
+
 export function refuse(status: number, code: string, message: string): Response {
   return Response.json({ error: { code, message } }, { status });
 }

@@ -32,7 +32,7 @@ import {
   type ToDashboardMessage,
   type ToDeviceMessage,
 } from "./protocol";
-import { TICKET_HEADERS, consumeNonce, ensureNonceTable, readAdmission, refuse } from "./admission";
+import { TICKET_HEADERS, admitSocket, ensureNonceTable, refuse } from "./admission";
 import { roomSettings, type RoomSettings } from "./settings";
 
 /** Connection roles. The Worker decides the role (from the ticket) and passes it in a header. */
@@ -127,20 +127,14 @@ export class DeviceRoom extends Server<Env> {
    * rotated or revoked is worthless.
    */
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      const admission = readAdmission(request);
-      if (!admission) return refuse(401, "ticket_required", "sockets are opened through the Worker with a ticket");
-      if (!consumeNonce(this.ctx.storage.sql, admission.nonce, admission.exp)) {
-        return refuse(401, "ticket_used", "this ticket was already used; get a new one");
-      }
-      if (admission.role === "device") {
-        const credential = this.#credential();
-        if (!credential.hash || admission.iat < credential.epoch) {
-          return refuse(401, "credentials_revoked", "this device's credentials were rotated or revoked");
-        }
-      }
-    }
-    return super.fetch(request);
+    const refusal = admitSocket(request, this.ctx.storage.sql, (admission) => {
+      if (admission.role !== "device") return null;
+      const credential = this.#credential();
+      return !credential.hash || admission.iat < credential.epoch
+        ? refuse(401, "credentials_revoked", "this device's credentials were rotated or revoked")
+        : null;
+    });
+    return refusal ?? super.fetch(request);
   }
 
   /** `["device"]`, or `["dashboard", "operator" | "viewer"]`: only operators may send commands. */

@@ -7,7 +7,7 @@
  * own DeviceRoom, so the registry is not on the hot path of a reading.
  */
 import { Server, type Connection, type WSMessage } from "partyserver";
-import { consumeNonce, ensureNonceTable, readAdmission, refuse } from "./admission";
+import { admitSocket, ensureNonceTable } from "./admission";
 import { PING, PONG, errorMessage, type DeviceSummary, type ToFleetDashboardMessage } from "./protocol";
 import type { FleetPatch } from "./device-room";
 
@@ -39,14 +39,7 @@ export class FleetRegistry extends Server<Env> {
 
   /** Each ticket opens one fleet socket only (see party/admission.ts). */
   async fetch(request: Request): Promise<Response> {
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket") {
-      const admission = readAdmission(request);
-      if (!admission) return refuse(401, "ticket_required", "sockets are opened through the Worker with a ticket");
-      if (!consumeNonce(this.ctx.storage.sql, admission.nonce, admission.exp)) {
-        return refuse(401, "ticket_used", "this ticket was already used; get a new one");
-      }
-    }
-    return super.fetch(request);
+    return admitSocket(request, this.ctx.storage.sql) ?? super.fetch(request);
   }
 
   onConnect(connection: Connection): void {
