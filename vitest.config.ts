@@ -3,7 +3,8 @@
  *  - workerd: the Worker and the rooms, inside the real workerd runtime (Workers vitest integration);
  *  - node:    the device agent and the dashboard's view logic, in Node 22;
  *  - e2e:     the real endpoint process (`npm run endpoint`) spoken to over real sockets;
- *  - browser: the dashboard in Debian's Chromium (playwright-core) against the real endpoint and a test device.
+ *  - browser: the dashboard in Debian's Chromium (playwright-core) against the real endpoint and the real agent.
+ * e2e and browser share test/support/ (processes, endpoint, agent, client, nginx).
  */
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";

@@ -260,7 +260,7 @@ export class Agent {
         return;
       case "command": {
         this.#applyDesired(applyCommand(this.#desired, msg.command));
-        this.#log.info(`Command ${msg.id}: ${JSON.stringify(msg.command)} applied`);
+        this.#log.info(LINES.commandApplied(msg.id, msg.command));
         this.#link?.send({ type: "result", id: msg.id, ok: true, state: this.state() });
         return;
       }
@@ -276,9 +276,9 @@ export class Agent {
     if (prev.scale === next.scale && prev.intervalMs === next.intervalMs) return false;
     this.#desired = { scale: next.scale, intervalMs: next.intervalMs };
     this.#outbox.setJson("desired", this.#desired);
-    if (prev.scale !== next.scale) this.#log.info(`Scale set to °${next.scale}`);
+    if (prev.scale !== next.scale) this.#log.info(LINES.scaleSet(next.scale));
     if (prev.intervalMs !== next.intervalMs) {
-      this.#log.info(`Sample interval set to ${next.intervalMs} ms`);
+      this.#log.info(LINES.intervalSet(next.intervalMs));
       // The next sample comes one new interval after the last one, not after the old interval.
       const last = this.#nextSampleAt - prev.intervalMs;
       this.#scheduleSample(Math.max(0, last + next.intervalMs - Date.now()));

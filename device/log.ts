@@ -15,12 +15,16 @@ export const consoleLogger: Logger = {
   error: (line) => console.error(line),
 };
 
-/** The old agent's status lines, byte for byte (scripts and people grep for them). */
+/** The agent's status lines: the old agent's byte for byte (scripts and people grep for them), then the newer ones. */
 export const LINES = {
   awaiting: "Awaiting IoT Endpoint Connection ...",
   connected: "IoT Connected to the Endpoint.",
   failure: "IoT Endpoint Communication Failure. Attempting Restart ...",
   temperature: (temperature: number, scale: string) => `Temperature: ${temperature.toFixed(2)}${scale}`,
+  // Newer lines, greppable the same way: what the room asked and what the agent did about it.
+  commandApplied: (id: string, command: unknown) => `Command ${id}: ${JSON.stringify(command)} applied`,
+  scaleSet: (scale: string) => `Scale set to °${scale}`,
+  intervalSet: (intervalMs: number) => `Sample interval set to ${intervalMs} ms`,
 } as const;
 
 /**

@@ -1,6 +1,8 @@
 /**
  * The dashboard in Debian's Chromium against the real endpoint (wrangler dev +
- * workerd, with its auth) and a protocol-speaking test device. The steps build
+ * workerd, with its auth) and the real device agent users run (`npm run
+ * device -- --simulate`); what the device did is read from its own output
+ * (test/support/agent.ts), never from the room's API. The steps build
  * on each other in order, as one operator's day would: signing in to an empty
  * endpoint, a device registering, watching it, commanding it, a viewer's phone,
  * a dropped connection, the device going away, signing out.
@@ -10,14 +12,16 @@
  * test/artifacts/timings.json (measured, not asserted).
  */
 import { spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { startAgent, type Agent } from "../support/agent";
 import { EndpointClient } from "../support/client";
-import { devVars, ROOT, startEndpoint, type Endpoint } from "../support/endpoint";
-import { startTestDevice, type SimulatedDevice } from "../support/test-device";
+import { startEndpoint, type Endpoint } from "../support/endpoint";
+import { ROOT } from "../support/processes";
 
 const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), "../artifacts");
 const DEVICE = "pi-kitchen";
@@ -39,7 +43,9 @@ let endpoint: Endpoint;
 let operator: EndpointClient;
 let viewerToken: string;
 let browser: Browser;
-let device: SimulatedDevice | undefined;
+let device: Agent | undefined;
+/** The agent's outbox: fresh, so the number of readings it printed is its newest seq. */
+let agentState: string;
 const contexts: BrowserContext[] = [];
 const consoleErrors: string[] = [];
 const timings: Record<string, number> = {};
@@ -92,15 +98,24 @@ async function bigReading(page: Page): Promise<{ value: number; unit: string }> 
   return { value: Number(value?.replace("\u2212", "-")), unit: unit ?? "" };
 }
 
+/** The big number is a reading the device printed (`Temperature: 22.61C`), to the page's one decimal. */
+async function expectPrintedByDevice(shown: { value: number; unit: string }): Promise<void> {
+  const printed = () => device!.readings.filter((r) => `°${r.scale}` === shown.unit).map((r) => r.temperature.toFixed(1));
+  // Polled: the page can show a reading a moment before this process has read the agent's line about it.
+  await expect.poll(printed, { timeout: SOON }).toContain(shown.value.toFixed(1));
+}
+
 beforeAll(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
   // The endpoint serves dashboard/dist as it is (SKIP_BUILD): build it now so no test sees a stale bundle.
   const built = spawnSync(process.execPath, [join(ROOT, "dashboard/build.mjs")], { encoding: "utf8", timeout: 60_000 });
   if (built.status !== 0) throw new Error(`dashboard build failed:\n${built.stdout}\n${built.stderr}`);
-  endpoint = await startEndpoint();
-  const secrets = devVars(endpoint);
-  operator = new EndpointClient(endpoint.url, secrets.ADMIN_TOKEN!);
-  viewerToken = secrets.VIEWER_TOKEN!;
+  // The device samples every 100 ms (the fastest the protocol allows) from the start: the catch-up
+  // step needs over 200 readings while a page is cut off, and every other step waits less for one.
+  endpoint = await startEndpoint({ vars: { DEFAULT_INTERVAL_MS: "100" } });
+  operator = new EndpointClient(endpoint.url, endpoint.adminToken);
+  viewerToken = endpoint.secrets().VIEWER_TOKEN!;
+  agentState = mkdtempSync(join(tmpdir(), "iot-browser-agent-"));
   browser = await chromium.launch({
     executablePath: "/usr/bin/chromium",
     headless: true,
@@ -123,11 +138,16 @@ afterAll(async () => {
     Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   await bounded(device?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
-  await endpoint?.stop();
-  // The temp folder startEndpoint made for this run's state and secrets.
-  if (endpoint) rmSync(dirname(endpoint.devVars), { recursive: true, force: true });
+  await endpoint?.close();
+  if (agentState) rmSync(agentState, { recursive: true, force: true });
   if (Object.keys(timings).length) writeFileSync(join(ARTIFACTS, "timings.json"), `${JSON.stringify(timings, null, 2)}\n`);
 }, 60_000);
+
+beforeEach(({ onTestFailed }) =>
+  onTestFailed(() => {
+    for (const p of [device, endpoint?.proc]) if (p) console.error(p.tail());
+  }),
+);
 
 describe("the dashboard in a browser", () => {
   let first: Page;
@@ -162,7 +182,8 @@ describe("the dashboard in a browser", () => {
   it("shows a device that registers without a reload: online, with a reading", async () => {
     // Marks this document; a reload would lose it.
     await first.evaluate(() => ((window as unknown as { notReloaded: boolean }).notReloaded = true));
-    device = await startTestDevice({ endpoint: endpoint.url, id: DEVICE, token: await operator.token(DEVICE) });
+    device = startAgent({ endpoint: endpoint.url, token: await operator.token(DEVICE), stateDir: agentState });
+    await device.connected(0, SOON);
     const row = first.locator(`.fleet li[data-device="${DEVICE}"]`);
     await first.locator(`.fleet li[data-device="${DEVICE}"][data-state=online]`).waitFor({ timeout: SOON });
     // The fleet's latest reading comes from the registry (pushed every 2 s at most).
@@ -195,6 +216,7 @@ describe("the dashboard in a browser", () => {
     expect(reading.unit).toBe("°F");
     expect(reading.value).toBeGreaterThan(65);
     expect(reading.value).toBeLessThan(80);
+    await expectPrintedByDevice(reading);
 
     const before = await chartFacts(second);
     expect(before.points).toBeGreaterThan(0);
@@ -215,13 +237,15 @@ describe("the dashboard in a browser", () => {
     await second.keyboard.press("Space");
     await second.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
     expect(await second.locator(".command-status").textContent()).toBe("Applied: the device switched to °C");
-    expect(device!.commands).toContainEqual({ cmd: "scale", scale: "C" });
-    expect(device!.scale).toBe("C");
+    // The device says so itself: it applied the command and reads in °C now.
+    await expect.poll(() => device!.commands, { timeout: SOON }).toContainEqual({ cmd: "scale", scale: "C" });
+    await expect.poll(() => device!.scale, { timeout: SOON }).toBe("C");
     await expect.poll(async () => (await bigReading(second)).unit, { timeout: SOON }).toBe("°C");
     const reading = await bigReading(second);
-    // 72 °F ± 3 is 20.5–23.9 °C: clearly not a Fahrenheit number any more.
+    // The simulated sensor reads 22 °C ± 2.5 (67–76 °F): clearly not a Fahrenheit number any more.
     expect(reading.value).toBeGreaterThan(15);
     expect(reading.value).toBeLessThan(30);
+    await expectPrintedByDevice(reading);
     expect(await second.locator(".actual").textContent()).toBe("The device reports °C.");
     expect(await second.getByRole("button", { name: "°C" }).getAttribute("aria-pressed")).toBe("true");
     await expect.poll(() => second.locator("figure.chart figcaption").textContent(), { timeout: SOON }).toContain("in °C");
@@ -256,11 +280,8 @@ describe("the dashboard in a browser", () => {
   });
 
   it("shows a dropped connection as reconnecting, then catches up from history with no hole", async () => {
-    // 10 readings a second, so an outage of ~15 s outruns the 120 readings a reconnect's snapshot carries
-    // and only the readings API can fill the rest.
-    const res = await operator.admin(`/api/devices/${DEVICE}/commands`, { method: "POST", json: { cmd: "interval", intervalMs: 100 } });
-    expect(res.status).toBe(202);
-
+    // The device makes 10 readings a second (this run's default interval), so an outage of ~20 s outruns
+    // the 120 readings a reconnect's snapshot carries and only the readings API can fill the rest.
     const page = await newPage("desktop", operator.adminToken);
     let cut = false;
     const open: WebSocketRoute[] = [];
@@ -281,8 +302,9 @@ describe("the dashboard in a browser", () => {
     await expect.poll(() => page.locator("#connection").textContent(), { timeout: SOON }).toMatch(/^Reconnecting \(attempt \d+\)$/);
     const atCut = await chartFacts(page);
     await shot(page, "5-reconnecting");
-    // Keep it cut until the device has made well over a snapshot's worth of readings.
-    await expect.poll(() => device!.sent, { timeout: 60_000, interval: 500 }).toBeGreaterThan(atCut.maxSeq + 200);
+    // Keep it cut until the device has made well over a snapshot's worth of readings (its fresh outbox
+    // numbers them from 1, so the count it printed is its newest seq).
+    await expect.poll(() => device!.readings.length, { timeout: 60_000, interval: 500 }).toBeGreaterThan(atCut.maxSeq + 200);
     expect((await chartFacts(page)).maxSeq).toBe(atCut.maxSeq);
 
     cut = false;
@@ -299,9 +321,6 @@ describe("the dashboard in a browser", () => {
       .toBe(true);
     expect(Number(await page.locator("figure.chart").getAttribute("data-gaps"))).toBe(0);
     await shot(page, "6-caught-up");
-
-    // Back to 1 Hz for the rest of the run.
-    await operator.admin(`/api/devices/${DEVICE}/commands`, { method: "POST", json: { cmd: "interval", intervalMs: 1000 } });
   }, 120_000);
 
   it("says so when a device URL names a device that never registered", async () => {
@@ -316,7 +335,8 @@ describe("the dashboard in a browser", () => {
   });
 
   it("shows the device offline on every page when it stops", async () => {
-    await device!.stop();
+    // SIGTERM, as systemd stops it: the agent lets the room ack what it sent, closes its socket and exits 0.
+    expect(await device!.stop()).toEqual({ code: 0, signal: null });
     for (const page of [first, second]) {
       await page.locator(".presence[data-state=offline]").waitFor({ timeout: SOON });
       await page.locator(`.fleet li[data-device="${DEVICE}"][data-state=offline]`).waitFor({ timeout: SOON });

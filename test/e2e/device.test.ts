@@ -8,64 +8,40 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
-import { afterAll, beforeAll, describe, expect, it, onTestFailed } from "vitest";
+import { afterAll, describe, expect, it, onTestFailed } from "vitest";
 import { LINES } from "../../device/log.ts";
 import type { DeviceState, Reading } from "../../party/protocol.ts";
-import { Proc, adminToken, endpointReady, freePort, getJson, provision, sleep, startAgent, startEndpoint, waitFor } from "./device-harness.ts";
+import { startAgent, type Agent } from "../support/agent.ts";
+import { EndpointClient } from "../support/client.ts";
+import { startEndpoint, type Endpoint } from "../support/endpoint.ts";
+import { sleep, waitFor } from "../support/processes.ts";
 
 const OUTAGE_MS = 10_000;
 const SAMPLE_MS = 200;
 
-let tmp: string;
-let base: string;
-let port: number;
-let admin: string;
+const tmp = mkdtempSync(join(tmpdir(), "iot-e2e-device-"));
+let ep: Endpoint | undefined;
+let client: EndpointClient;
 let token: string;
-const procs: Proc[] = [];
-
-beforeAll(async () => {
-  tmp = mkdtempSync(join(tmpdir(), "iot-e2e-device-"));
-  port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-});
+const agents: Agent[] = [];
 
 afterAll(async () => {
-  for (const p of procs) await p.stop(5_000);
+  for (const a of agents) await a.stop(5_000);
+  await ep?.close();
   rmSync(tmp, { recursive: true, force: true });
 });
 
-function endpoint(): Proc {
-  const p = startEndpoint({
-    port,
-    stateDir: join(tmp, "endpoint-state"),
-    devVars: join(tmp, "dev.vars"),
-    // Short heartbeats and a 200 ms default sample interval keep the test short; no per-reading log lines.
-    vars: { HEARTBEAT_MS: "500", HEARTBEAT_TIMEOUT_MS: "1500", DEFAULT_INTERVAL_MS: String(SAMPLE_MS), LOG_READINGS: "false" },
-  });
-  procs.push(p);
-  return p;
-}
-
-function agent(id: string): Proc {
-  const p = startAgent([
-    "--simulate",
-    "--token", token,
-    "--no-led",
-    "--endpoint", base,
-    "--id", id,
-    "--ip", "192.168.1.19",
-    "--state-dir", join(tmp, "agent-state"),
-    "--backoff-max-ms", "2000",
-  ]);
-  procs.push(p);
-  return p;
+function agent(): Agent {
+  const a = startAgent({ endpoint: ep!.url, token, stateDir: join(tmp, "agent-state"), args: ["--backoff-max-ms", "2000"] });
+  agents.push(a);
+  return a;
 }
 
 async function allReadings(id: string): Promise<Reading[]> {
   const out: Reading[] = [];
   for (;;) {
     const after = out.at(-1)?.seq ?? 0;
-    const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?after=${after}&limit=1000`, admin);
+    const { readings } = await client.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?after=${after}&limit=1000`);
     out.push(...readings);
     if (readings.length < 1000) return out;
   }
@@ -74,29 +50,27 @@ async function allReadings(id: string): Promise<Reading[]> {
 describe("device agent end to end", () => {
   it("loses nothing and duplicates nothing across a 10 s endpoint outage and an agent kill -9, and keeps the scale", async () => {
     const id = `e2e-${Date.now().toString(36)}`;
-    const state = () => getJson<DeviceState>(`${base}/api/devices/${id}`, admin);
+    const state = () => client.json<DeviceState>(`/api/devices/${id}`);
     onTestFailed(() => {
-      for (const p of procs) console.error(p.tail());
+      for (const p of [ep?.proc, ...agents]) if (p) console.error(p.tail());
     });
     const t0 = Date.now();
 
     // 1. Stream a while.
-    let ep = endpoint();
-    await endpointReady(base);
-    admin = adminToken(join(tmp, "dev.vars"));
-    token = await provision(base, admin, id);
-    let dev = agent(id);
-    await dev.waitForLine(LINES.connected);
+    // Short heartbeats and a 200 ms default sample interval keep the test short; no per-reading log lines.
+    ep = await startEndpoint({
+      vars: { HEARTBEAT_MS: "500", HEARTBEAT_TIMEOUT_MS: "1500", DEFAULT_INTERVAL_MS: String(SAMPLE_MS), LOG_READINGS: "false" },
+    });
+    client = new EndpointClient(ep.url, ep.adminToken);
+    token = await client.token(id);
+    let dev = agent();
+    await dev.connected();
     await waitFor("15 acked readings", async () => (await state()).ackedSeq >= 15);
 
     // 2. Switch to °C; the agent applies and confirms it.
-    const res = await fetch(`${base}/api/devices/${id}/commands`, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${admin}` },
-      body: JSON.stringify({ cmd: "scale", scale: "C" }),
-    });
+    const res = await client.admin(`/api/devices/${id}/commands`, { method: "POST", json: { cmd: "scale", scale: "C" } });
     expect(res.status).toBe(202);
-    const { id: commandId } = (await res.json()) as { id: string };
+    const { id: commandId } = res.json<{ id: string }>();
     await waitFor("the scale command applied", async () => {
       const s = await state();
       return s.reported?.scale === "C" && s.commands.find((c) => c.id === commandId)?.status === "applied";
@@ -115,25 +89,24 @@ describe("device agent end to end", () => {
 
     // 4. Same state directory, back up: the agent reconnects and catches up.
     const reconnectFrom = dev.lines.length;
-    ep = endpoint();
-    await endpointReady(base);
+    await ep.start();
     const upAt = Date.now();
     await waitFor("a live reading after the restart", async () => {
-      const { readings } = await getJson<{ readings: Reading[] }>(`${base}/api/devices/${id}/readings?since=${upAt}&limit=1`, admin);
+      const { readings } = await client.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?since=${upAt}&limit=1`);
       return readings.length > 0;
     }, 60_000, 50);
     const firstLiveMs = Date.now() - upAt;
-    await dev.waitForLine(LINES.connected, reconnectFrom);
+    await dev.connected(reconnectFrom);
 
     // 5. kill -9 the agent mid-stream and start it again on the same outbox.
     await sleep(1_000);
     dev.signal("SIGKILL");
     expect((await dev.exited).signal).toBe("SIGKILL");
-    dev = agent(id);
+    dev = agent();
     const firstLine = await dev.waitForLine(/^Temperature: /);
     // Before it has even reached the endpoint, the restarted agent samples in the scale it was told.
     expect(dev.lines[firstLine]).toMatch(/C$/);
-    await dev.waitForLine(LINES.connected);
+    await dev.connected();
     const target = (await state()).ackedSeq + 10;
     await waitFor(`ack to pass seq ${target}`, async () => (await state()).ackedSeq >= target);
 

@@ -4,33 +4,34 @@
  * printed for the record, never asserted (timing lives in `npm run bench`).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { devVars, startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
-import { EndpointClient, api, percentile } from "../support/client";
+import { EndpointClient, helloDevice, percentile } from "../support/client";
+import { startEndpoint, type Endpoint } from "../support/endpoint";
+import { waitFor } from "../support/processes";
 
 let endpoint: Endpoint;
 let client: EndpointClient;
 
 beforeAll(async () => {
   endpoint = await startEndpoint();
-  client = new EndpointClient(endpoint.url, devVars(endpoint).ADMIN_TOKEN!);
+  client = new EndpointClient(endpoint.url, endpoint.adminToken);
 });
 
 afterAll(async () => {
-  await endpoint?.stop();
+  await endpoint?.close();
 });
 
 describe("npm run endpoint", () => {
   it("answers the legacy routes", async () => {
     const config = await client.register("e2e-legacy", "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
-    const update = await (await client.device("e2e-legacy", "/iot/update?version=1.0.0")).json();
+    const update = (await client.device("e2e-legacy", "/iot/update?version=1.0.0")).json();
     expect(update).toEqual({ message: "IoT Update", current: "1.0.0", update: null });
-    const loop = await (await client.device("e2e-legacy", "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
+    const loop = (await client.device("e2e-legacy", "/iot/data", { method: "POST", json: { iot: 1739129986136 } })).json();
     expect(loop).toEqual({ message: "POST loopback 1739129986136" });
     expect((await client.device("e2e-legacy", "/iot/config")).status).toBe(400);
     // Secure by default: no credentials, no answer.
-    expect((await api(endpoint.url, "/iot/config", { headers: { "x-iot-ip": "10.0.0.9" } })).status).toBe(401);
-    expect((await api(endpoint.url, "/api/devices")).status).toBe(401);
+    expect((await client.anonymous("/iot/config", { headers: { "x-iot-ip": "10.0.0.9" } })).status).toBe(401);
+    expect((await client.anonymous("/api/devices")).status).toBe(401);
   });
 
   it("relays readings from a device socket to three dashboard sockets, in order, and logs each", async () => {
@@ -39,8 +40,7 @@ describe("npm run endpoint", () => {
     const dashboards = await Promise.all([1, 2, 3].map(() => client.openRoom(id, "dashboard")));
     for (const d of dashboards) await d.next((m) => m.type === "snapshot");
     const device = await client.openRoom(id, "device");
-    device.send({ type: "hello", stream: "e2e-stream-1", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
-    await device.next((m) => m.type === "desired");
+    await helloDevice(device, "e2e-stream-1");
 
     // Paced phase: 100 readings at 50 Hz, one-way latency device → each dashboard.
     const sentAt = new Map<number, number>();
@@ -71,7 +71,7 @@ describe("npm run endpoint", () => {
       const seqs = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: any) => r.seq));
       expect(seqs).toEqual(Array.from({ length: 1100 }, (_, i) => i + 1));
     }
-    const stored = await (await client.admin(`/api/devices/${id}/readings?limit=5000`)).json();
+    const stored = await client.json(`/api/devices/${id}/readings?limit=5000`);
     expect(stored.readings).toHaveLength(1100);
 
     latencies.sort((a, b) => a - b);
@@ -80,7 +80,7 @@ describe("npm run endpoint", () => {
         `(n=${latencies.length}); burst 1,000 readings → 3 dashboards in ${burstMs.toFixed(0)} ms = ${((3000 / burstMs) * 1000).toFixed(0)} deliveries/s`,
     );
     // The operator's view: one legacy JSON line per stored reading.
-    await waitFor(() => endpoint.output().includes(`"ts":`) && endpoint.output().includes(`"id":"${id}"`), 10_000, "reading log lines");
+    await waitFor("reading log lines", () => endpoint.output().includes(`"ts":`) && endpoint.output().includes(`"id":"${id}"`), 10_000);
     expect(endpoint.output()).toMatch(/\{"temperature":"70\.01","scale":"F","ipaddr":"192\.168\.1\.19","ts":\d+,"id":"e2e-relay"\}/);
     device.close();
     for (const d of dashboards) d.close();
@@ -91,11 +91,11 @@ describe("npm run endpoint", () => {
     await client.register(id);
     const dash = await client.openRoom(id, "dashboard");
     const device = await client.openRoom(id, "device");
-    device.send({ type: "hello", stream: "e2e-stream-2", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await helloDevice(device, "e2e-stream-2");
     await dash.next((m) => m.type === "presence" && m.online);
     device.close();
     await dash.next((m) => m.type === "presence" && !m.online);
-    const state = await (await client.admin(`/api/devices/${id}`)).json();
+    const state = await client.json(`/api/devices/${id}`);
     expect(state.online).toBe(false);
     dash.close();
   });
@@ -105,8 +105,7 @@ describe("npm run endpoint", () => {
     await client.register(id);
     const dash = await client.openRoom(id, "dashboard");
     const bad = await client.openRoom(id, "device");
-    bad.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
-    await bad.next((m) => m.type === "desired");
+    await helloDevice(bad, "e2e-stream-3");
     // ws sends these bytes as a text frame without checking them, as a broken client would.
     bad.ws.send(Buffer.from([0x7b, 0xff, 0xfe, 0x22, 0xc3, 0x28, 0x7d]), { binary: false });
     const outcome = await Promise.race([
@@ -116,11 +115,11 @@ describe("npm run endpoint", () => {
     console.log(`invalid UTF-8 text frame → ${outcome}`);
     expect(outcome).toMatch(/^(closed 100[27]|error invalid_json)$/);
     const device = await client.openRoom(id, "device");
-    device.send({ type: "hello", stream: "e2e-stream-3", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } });
+    await helloDevice(device, "e2e-stream-3");
     device.send({ type: "readings", readings: [{ seq: 1, ts: Date.now(), temperature: 70, scale: "F" }] });
     await device.next((m) => m.type === "ack" && m.seq === 1);
     await dash.next((m) => m.type === "readings");
-    const stored = await (await client.admin(`/api/devices/${id}/readings`)).json();
+    const stored = await client.json(`/api/devices/${id}/readings`);
     expect(stored.readings.map((r: any) => r.temperature)).toEqual([70]);
     device.close();
     dash.close();

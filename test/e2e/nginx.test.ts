@@ -7,48 +7,35 @@
  */
 import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer } from "ws";
-import { openSocket, type SocketClient } from "../support/client";
-import { freePort, ROOT, startEndpoint, waitFor, type Endpoint } from "../support/endpoint";
-import { helloDevice, issuedSecrets, LanClient, request } from "../support/lan";
+import { EndpointClient, helloDevice, issuedSecrets, openSocket, request, type SocketClient } from "../support/client";
+import { startEndpoint, type Endpoint } from "../support/endpoint";
 import { makeCerts, startNginx, type Certs, type Nginx } from "../support/nginx";
+import { freePort, ROOT, waitFor } from "../support/processes";
 
 const PING = '{"type":"ping"}';
 
 /** nginx writes an access line as a request ends, which may be just after the client has its answer. */
 async function waitForLog(n: Nginx, line: RegExp): Promise<void> {
-  await waitFor(() => line.test(n.accessLog()), 5_000, `access log line ${line}`);
+  await waitFor(`access log line ${line}`, () => line.test(n.accessLog()), 5_000);
 }
 
 let endpoint: Endpoint;
-let secretsDir: string;
 let certs: Certs;
 /** The shipped config: default socket timeout (an hour), TLS on. */
 let proxy: Nginx;
 const started: Nginx[] = [];
 /** The operator, straight to the endpoint; `.via(...)` goes through nginx. */
-let direct: LanClient;
+let direct: EndpointClient;
 
 beforeAll(async () => {
-  // startEndpoint skips the dashboard build (npm test builds it first); build it when run alone.
-  if (!existsSync(join(ROOT, "dashboard/dist/index.html"))) {
-    const built = spawnSync(process.execPath, [join(ROOT, "dashboard/build.mjs")], { encoding: "utf8", timeout: 60_000 });
-    if (built.status !== 0) throw new Error(`dashboard build failed: ${built.stderr}`);
-  }
   certs = makeCerts();
-  // As compose runs it: TRUST_PROXY on (compose passes --var TRUST_PROXY:true;
-  // a .dev.vars value does the same here). The endpoint adds its secrets to the file.
-  secretsDir = mkdtempSync(join(tmpdir(), "iot-nginx-secrets-"));
-  const devVarsFile = join(secretsDir, ".dev.vars");
-  writeFileSync(devVarsFile, 'TRUST_PROXY="true"\n');
-  endpoint = await startEndpoint({ env: { DEV_VARS: devVarsFile } });
-  const adminToken = /^ADMIN_TOKEN="?([^"\n]+)"?$/m.exec(readFileSync(devVarsFile, "utf8"))?.[1];
-  if (!adminToken) throw new Error("the endpoint wrote no ADMIN_TOKEN");
-  direct = new LanClient(endpoint.url, adminToken);
+  // As compose runs it (docker/compose.yaml): TRUST_PROXY on, passed as --var TRUST_PROXY:true.
+  endpoint = await startEndpoint({ vars: { TRUST_PROXY: "true" } });
+  direct = new EndpointClient(endpoint.url, endpoint.adminToken);
   proxy = await startNginx({ upstream: `127.0.0.1:${endpoint.port}`, certs });
   started.push(proxy);
 });
@@ -58,10 +45,8 @@ afterAll(async () => {
     await n.stop();
     rmSync(n.dir, { recursive: true, force: true });
   }
-  await endpoint?.stop();
-  // startEndpoint keeps its state in a temp dir of its own.
-  if (endpoint) rmSync(dirname(endpoint.stateDir), { recursive: true, force: true });
-  for (const dir of [secretsDir, certs?.dir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  await endpoint?.close();
+  if (certs) rmSync(certs.dir, { recursive: true, force: true });
 });
 
 const closeAll = (clients: SocketClient[]) => {
@@ -374,7 +359,7 @@ describe("the client's address, as the Worker's rate limits see it", () => {
   // With TRUST_PROXY the Worker takes the address from X-Real-IP, so nginx
   // must overwrite whatever the client sends there.
   const attempts = 25; // over two windows at most, one of them sees more than 10
-  const badLogin = (client: LanClient, forged: string) =>
+  const badLogin = (client: EndpointClient, forged: string) =>
     client.anonymous("/api/login", { method: "POST", json: { token: "not-the-token" }, headers: { "x-real-ip": forged, "x-forwarded-for": forged } });
 
   it("straight to the endpoint, a forged X-Real-IP picks a fresh budget each time (why the endpoint sits behind nginx)", async () => {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ROOT } from "../support/endpoint";
+import { ROOT } from "../support/processes";
 
 const outdir = mkdtempSync(join(tmpdir(), "iot-deploy-"));
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));

@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { LIMITS } from "../../party/protocol";
-import { ROOT } from "../support/endpoint";
+import { ROOT } from "../support/processes";
 import { makeCerts, nginxTest, renderInto } from "../support/nginx";
 // A plain .mjs script (no types): users run it too, to run nginx outside a container.
 import { DEFAULTS } from "../../nginx/render.mjs";

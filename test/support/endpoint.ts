@@ -1,115 +1,119 @@
 /**
- * Start the real endpoint (`npm run endpoint`: wrangler dev + workerd) on a
- * free port for end-to-end tests, and stop it by process group so nothing
- * outlives the test. State and secrets live in a temp dir unless given.
+ * The real endpoint (`npm run endpoint`: scripts/endpoint.mjs, wrangler dev +
+ * workerd) on a free port for end-to-end and browser tests, with test vars,
+ * its state and its generated secrets in a temp dir of its own. It can stop
+ * and start again on the same port and state (an outage), and a start that
+ * fails stops what it started, so no wrangler or workerd outlives a test.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+// The parser scripts/endpoint.mjs reads the file with (a plain .mjs script: users run it too).
+import { parseDevVars } from "../../scripts/lib/dev-vars.mjs";
+import { freePort, nodeProc, ROOT, waitFor, type Proc } from "./processes";
 
-export const ROOT = resolve(import.meta.dirname, "../..");
+/** wrangler dev takes a few seconds to start, much longer on a busy two-core machine. */
+const START_TIMEOUT_MS = 90_000;
 
-export function freePort(): Promise<number> {
-  return new Promise((res, rej) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on("error", rej);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => res(port));
-    });
-  });
-}
-
-export type Endpoint = {
-  url: string;
-  port: number;
-  stateDir: string;
-  devVars: string;
-  /** Everything the endpoint printed so far. */
-  output(): string;
-  stop(): Promise<void>;
-  /** Start again on the same port with the same state. */
-  start(): Promise<void>;
+export type EndpointOptions = {
+  /** Worker vars over wrangler.toml's (`--var NAME:VALUE`, as compose passes TRUST_PROXY). */
+  vars?: Record<string, string>;
+  port?: number;
 };
 
-export async function startEndpoint(opts: { port?: number; stateDir?: string; env?: Record<string, string> } = {}): Promise<Endpoint> {
-  const port = opts.port ?? (await freePort());
-  const dir = mkdtempSync(join(tmpdir(), "iot-endpoint-"));
-  const stateDir = opts.stateDir ?? join(dir, "state");
-  const devVars = join(dir, ".dev.vars");
-  let child: ChildProcess | undefined;
-  let log = "";
+export class Endpoint {
+  readonly url: string;
+  readonly port: number;
+  /** The temp dir holding the state and the secrets; close() removes it. */
+  readonly dir: string;
+  readonly stateDir: string;
+  readonly devVars: string;
+  readonly vars: Record<string, string>;
+  /** The running (or last) endpoint process. */
+  proc: Proc | undefined;
 
-  const endpoint: Endpoint = {
-    url: `http://127.0.0.1:${port}`,
-    port,
-    stateDir,
-    devVars,
-    output: () => log,
-    async start() {
-      child = spawn(process.execPath, [join(ROOT, "scripts/endpoint.mjs")], {
-        cwd: ROOT,
-        detached: true,
-        stdio: ["ignore", "pipe", "pipe"],
-        env: { ...process.env, PORT: String(port), HOST: "127.0.0.1", STATE_DIR: stateDir, DEV_VARS: devVars, SKIP_BUILD: "1", ...opts.env },
-      });
-      child.stdout!.on("data", (d) => (log += d));
-      child.stderr!.on("data", (d) => (log += d));
-      try {
-        await waitFor(async () => {
-          if (child!.exitCode !== null) throw new Error(`endpoint exited with ${child!.exitCode}:\n${log}`);
+  constructor(port: number, vars: Record<string, string>) {
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.vars = vars;
+    this.dir = mkdtempSync(join(tmpdir(), "iot-endpoint-"));
+    this.stateDir = join(this.dir, "state");
+    this.devVars = join(this.dir, ".dev.vars");
+  }
+
+  /** Start (again, on the same port and state) and wait until the Worker answers. */
+  async start(): Promise<void> {
+    const args = [join(ROOT, "scripts/endpoint.mjs"), ...Object.entries(this.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])];
+    const proc = nodeProc("endpoint", args, {
+      env: {
+        ...process.env,
+        PORT: String(this.port),
+        HOST: "127.0.0.1",
+        STATE_DIR: this.stateDir,
+        DEV_VARS: this.devVars,
+        // The dashboard is built only if missing (`npm test` and the browser tests build it first).
+        SKIP_BUILD: existsSync(join(ROOT, "dashboard/dist/index.html")) ? "1" : "0",
+      },
+    });
+    this.proc = proc;
+    try {
+      const outcome = await waitFor(
+        `the endpoint at ${this.url}`,
+        async () => {
+          if (!proc.running) return "exited";
           // Any answer from the Worker means it is up (unauthenticated, this one is a JSON 401).
-          const res = await fetch(`${endpoint.url}/api/session`).catch(() => null);
-          return res !== null && res.status === 401;
-        }, 60_000, `endpoint on :${port}`);
-      } catch (err) {
-        // Never leave a half-started wrangler/workerd behind a failed test.
-        await endpoint.stop();
-        throw err;
-      }
-    },
-    async stop() {
-      const c = child;
-      if (!c || c.exitCode !== null || c.signalCode !== null) return;
-      const exited = new Promise((r) => c.once("exit", r));
-      try {
-        process.kill(-c.pid!, "SIGTERM");
-      } catch {
-        // The group is already gone: nothing to stop.
-      }
-      const timer = setTimeout(() => {
-        try {
-          process.kill(-c.pid!, "SIGKILL");
-        } catch {
-          // Exited between the check and the kill: fine.
-        }
-      }, 5_000);
-      await exited;
-      clearTimeout(timer);
-    },
-  };
-  await endpoint.start();
+          const res = await fetch(`${this.url}/api/session`, { signal: AbortSignal.timeout(2_000) });
+          return res.status === 401 ? "up" : null;
+        },
+        START_TIMEOUT_MS,
+        250,
+      );
+      if (outcome === "exited") throw new Error(`the endpoint exited (${proc.child.exitCode ?? proc.child.signalCode}) before it answered`);
+    } catch (err) {
+      // Never leave a half-started wrangler/workerd behind a failed test.
+      await proc.stop(5_000);
+      // What it printed says why (a port in use, a bad var, a build error).
+      throw new Error(`${err instanceof Error ? err.message : String(err)}\n${proc.tail()}`, { cause: err });
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.proc?.stop(5_000);
+  }
+
+  /** Stop, and remove the state and secrets. */
+  async close(): Promise<void> {
+    await this.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Everything the current process printed so far. */
+  output(): string {
+    return this.proc?.output() ?? "";
+  }
+
+  /** The secrets the endpoint generated into its .dev.vars on first start. */
+  secrets(): Record<string, string> {
+    // A plain .mjs function: TypeScript infers `{}` for the object it fills.
+    return parseDevVars(readFileSync(this.devVars, "utf8")) as Record<string, string>;
+  }
+
+  /** The operator's token (ADMIN_TOKEN). */
+  get adminToken(): string {
+    const token = this.secrets().ADMIN_TOKEN;
+    if (!token) throw new Error(`no ADMIN_TOKEN in ${this.devVars}`);
+    return token;
+  }
+}
+
+/** A started endpoint; if it does not come up, the error says why and nothing is left running or on disk. */
+export async function startEndpoint(opts: EndpointOptions = {}): Promise<Endpoint> {
+  const endpoint = new Endpoint(opts.port ?? (await freePort()), opts.vars ?? {});
+  try {
+    await endpoint.start();
+  } catch (err) {
+    await endpoint.close();
+    throw err;
+  }
   return endpoint;
-}
-
-/** The secrets the endpoint generated into its .dev.vars on first start. */
-export function devVars(endpoint: Endpoint): Record<string, string> {
-  const vars: Record<string, string> = {};
-  for (const line of readFileSync(endpoint.devVars, "utf8").split("\n")) {
-    const m = /^([A-Z0-9_]+)="?(.*?)"?$/.exec(line.trim());
-    if (m) vars[m[1]!] = m[2]!;
-  }
-  return vars;
-}
-
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }

@@ -5,14 +5,14 @@
  * its stderr (the error log) stay in its prefix directory for assertions.
  * Stopped by process group so nothing outlives the test.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { chmodSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 // A plain .mjs script (no types): users run it too, to run nginx outside a container.
 import { renderConfig } from "../../nginx/render.mjs";
-import { freePort, ROOT, waitFor } from "./endpoint";
+import { freePort, Proc, ROOT, waitFor } from "./processes";
 
 /** Debian installs nginx in /usr/sbin, which is not on a non-root user's PATH. */
 export const NGINX_BIN = existsSync("/usr/sbin/nginx") ? "/usr/sbin/nginx" : "nginx";
@@ -106,42 +106,22 @@ async function startNginxOnce(opts: NginxOptions): Promise<Nginx> {
   // stderr to a file, as a real fd: nginx writes its error log to it.
   const errFile = join(dir, "stderr.log");
   const errFd = openSync(errFile, "a");
-  const child: ChildProcess = spawn(NGINX_BIN, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], {
-    detached: true,
-    stdio: ["ignore", errFd, errFd],
-  });
+  const proc = new Proc("nginx", NGINX_BIN, ["-p", dir, "-c", join(dir, "nginx.conf"), "-e", "stderr"], { outputFd: errFd });
   closeSync(errFd);
   const read = (file: string) => (existsSync(file) ? readFileSync(file, "utf8") : "");
   const err = () => read(errFile);
-
-  const stop = async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    const exited = new Promise((r) => child.once("exit", r));
-    try {
-      process.kill(-child.pid!, "SIGTERM");
-    } catch {
-      // The group is already gone: nothing to stop.
-    }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, "SIGKILL");
-      } catch {
-        // Exited between the check and the kill: fine.
-      }
-    }, 5_000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const stop = async () => void (await proc.stop(5_000));
 
   try {
-    await waitFor(
+    const outcome = await waitFor(
+      `nginx on :${httpPort}`,
       async () => {
-        if (child.exitCode !== null) throw new Error(`nginx exited with ${child.exitCode}:\n${err()}`);
-        return (await portOpen(httpPort)) && (!tls || (await portOpen(httpsPort)));
+        if (!proc.running) return "exited";
+        return (await portOpen(httpPort)) && (!tls || (await portOpen(httpsPort))) ? "up" : null;
       },
       15_000,
-      `nginx on :${httpPort}`,
     );
+    if (outcome === "exited") throw new Error(`nginx exited with ${proc.child.exitCode}:\n${err()}`);
   } catch (e) {
     await stop();
     rmSync(dir, { recursive: true, force: true });

@@ -97,6 +97,10 @@ describe("agent", () => {
       const results = frames.filter((f) => f.type === "result");
       expect(results[0]).toMatchObject({ id: "cmd-scale-0001", ok: true, state: { scale: "C", sensor: "tmp102", sensorErrors: sensor.errors } });
       expect(results[1]).toEqual({ type: "result", id: "cmd-reboot-001", ok: false, error: 'unknown command "reboot"' });
+      // Its own lines say what it applied (the browser tests read them from the real agent's stdout).
+      expect(log.lines).toContain('Command cmd-scale-0001: {"cmd":"scale","scale":"C"} applied');
+      expect(log.lines).toContain("Scale set to °C");
+      expect(log.lines.filter((l) => l.startsWith("Command "))).toHaveLength(1);
       await expect.poll(() => log.lines.includes("Temperature: 21.50C"), { timeout: 5_000 }).toBe(true);
       expect(log.warnings.some((w) => w.startsWith("Ignoring an invalid frame"))).toBe(true);
     } finally {
