@@ -10,6 +10,15 @@ import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import WebSocket from "ws";
 
+export type SocketClient = {
+  ws: WebSocket;
+  messages: any[];
+  closed: Promise<{ code: number; reason: string }>;
+  send(msg: unknown): void;
+  next(match: (m: any) => boolean, timeoutMs?: number, from?: number): Promise<any>;
+  close(): void;
+};
+
 export type Reply = { status: number; headers: IncomingHttpHeaders; text: string; json<T = any>(): T };
 
 export type RequestOptions = {
@@ -135,15 +144,6 @@ export class EndpointClient {
     });
   }
 }
-
-export type SocketClient = {
-  ws: WebSocket;
-  messages: any[];
-  closed: Promise<{ code: number; reason: string }>;
-  send(msg: unknown): void;
-  next(match: (m: any) => boolean, timeoutMs?: number, from?: number): Promise<any>;
-  close(): void;
-};
 
 export function openSocket(url: string, options: WebSocket.ClientOptions = {}): Promise<SocketClient> {
   const ws = new WebSocket(url, options);
