@@ -22,7 +22,7 @@ describe("wrangler deploy --dry-run", () => {
       expect(built.status, built.stderr).toBe(0);
     }
     // No credentials and no network: a dry run must need neither.
-    const env = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
+    const env: NodeJS.ProcessEnv = { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false" };
     for (const key of ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_ACCOUNT_ID", "CLOUDFLARE_API_KEY", "CLOUDFLARE_EMAIL"]) delete env[key];
     const run = spawnSync(
       process.execPath,
