@@ -55,6 +55,8 @@ export type WorkerResult = {
   recovered: Record<number, number>;
   /** backfill: ms from go until a dashboard held the whole backlog. */
   drained: number[];
+  /** storm, hub: ms after the drop when each device had its ticket, its socket open, its hello acked. */
+  phases: { ticket: number[]; open: number[]; hello: number[] };
   errors: number;
   firstErrors: string[];
 };
@@ -65,6 +67,13 @@ type Reading = { seq: number; ts: number; temperature: number; scale: "F" | "C" 
 
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(timer),
+  );
+}
 const PING = '{"type":"ping"}';
 const CONNECT_CONCURRENCY = 20;
 
@@ -159,8 +168,10 @@ class Device {
     const t = plan.target;
     if (t.kind === "hub") {
       const url = await hubTicket(t, this.spec.token!, { device: this.spec.id, role: "device" }, this.spec.ip);
+      this.#phase("ticket");
       const first = new Promise<void>((resolve) => this.#waiters.push(resolve));
       const ws = await openWs(url, (text) => this.#onHubMessage(text), { "x-real-ip": this.spec.ip });
+      this.#phase("open");
       this.#ws = ws;
       ws.on("close", () => this.#onClose());
       ws.send(
@@ -171,7 +182,8 @@ class Device {
           state: { scale: "F", intervalMs: Math.round(1000 / (plan.rateHz || 1)), fw: "bench", sensor: "bench" },
         }),
       );
-      await first; // the hello's ack
+      await within(first, 30_000, `device ${this.spec.id}: no ack to its hello`);
+      this.#phase("hello");
       this.#inFlight = 0;
       this.#connected = true;
       // Heartbeats, as the agent sends them: a quiet device is closed as half-open after 15 s.
@@ -194,6 +206,12 @@ class Device {
     // Back after a drop: a reading at once, as the agent streams the moment its link is up, so the
     // storm measures the reconnect and not where the device was in its sampling period.
     if (this.seq > 0 && plan.scenario === "storm") this.produce(1);
+  }
+
+  /** storm: when each step of the reconnect finished, ms after the drop. */
+  #phase(step: keyof typeof phases): void {
+    const droppedAt = dropAt[0]!;
+    if (plan.scenario === "storm" && droppedAt) phases[step].push(now() - droppedAt);
   }
 
   #flushPending(): void {
@@ -331,7 +349,7 @@ class Dashboard {
       let snapshotSeen: () => void = () => {};
       const snapshot = new Promise<void>((resolve) => (snapshotSeen = resolve));
       this.#ws = await openWs(url, (text) => (text.startsWith('{"type":"snapshot"') ? snapshotSeen() : this.#onFrame(text)), { "x-real-ip": this.spec.ip });
-      await snapshot;
+      await within(snapshot, 30_000, `dashboard of ${this.spec.id}: no snapshot`);
     } else if (t.kind === "mqtt") {
       const client = await mqttConnect(t.url, `dash-${this.spec.id}-${Math.random().toString(36).slice(2, 10)}`);
       await client.subscribeAsync(`bench/${this.spec.id}`, { qos: t.qos });
@@ -391,6 +409,7 @@ class Dashboard {
 // ---------------------------------------------------------------------------
 
 const latency = new Samples();
+const phases = { ticket: [] as number[], open: [] as number[], hello: [] as number[] };
 const recovered: Record<number, number> = {};
 let firstDeliveryAt = 0;
 let lastDeliveryAt = 0;
@@ -485,6 +504,7 @@ parentPort!.on("message", (msg: ToWorker) => {
           sent: Object.fromEntries(devices.map((d) => [d.spec.index, d.sent])),
           recovered,
           drained: dashboards.map((d) => d.drainedAt),
+          phases,
           errors,
           firstErrors,
         } satisfies WorkerResult,

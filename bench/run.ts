@@ -20,6 +20,7 @@ import { parseArgs } from "node:util";
 import { Worker } from "node:worker_threads";
 import { startEndpoint, type Endpoint } from "../test/support/endpoint";
 import { freePort, nodeProc, Proc, ROOT, sleep, waitFor } from "../test/support/processes";
+import { Profiler } from "./lib/cpuprofile";
 import { latency, percentile, type Latency } from "./lib/stats";
 import type { DashboardSpec, DeviceSpec, FromWorker, Plan, Scenario, Target, ToWorker, WorkerResult } from "./load";
 
@@ -38,7 +39,9 @@ const HELP = `npm run bench [-- options]
   --qos 0|1               MQTT QoS for Mosquitto (default 0)
   --hub-var NAME:VALUE    a Worker var for the hub, as wrangler dev --var (repeatable)
   --no-agent              skip measuring the agent's own cost
-  --out FILE              where the JSON goes (default bench/results/bench-<time>.json)`;
+  --out FILE              where the JSON goes (default bench/results/bench-<time>.json)
+  --profile DIR           CPU-profile the hub's Worker isolate during each scenario (DevTools
+                          inspector): DIR/<scenario>.cpuprofile and the top functions printed`;
 
 const { values: opts } = parseArgs({
   options: {
@@ -56,6 +59,7 @@ const { values: opts } = parseArgs({
     "hub-var": { type: "string", multiple: true },
     "no-agent": { type: "boolean", default: false },
     out: { type: "string" },
+    profile: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -108,7 +112,7 @@ const runTag = Date.now().toString(36);
 // Targets
 // ---------------------------------------------------------------------------
 
-type Running = { name: TargetName; target: Target; stop(): Promise<void>; hub?: Endpoint };
+type Running = { name: TargetName; target: Target; stop(): Promise<void>; hub?: Endpoint; inspectorPort?: number };
 
 async function startHub(): Promise<Running> {
   const vars: Record<string, string> = {
@@ -121,8 +125,9 @@ async function startHub(): Promise<Running> {
     if (at < 1) throw new Error(`--hub-var NAME:VALUE, got ${v}`);
     vars[v.slice(0, at)] = v.slice(at + 1);
   }
-  const hub = await startEndpoint({ vars });
-  return { name: "hub", hub, target: { kind: "hub", base: hub.url, adminToken: hub.adminToken }, stop: () => hub.close() };
+  const inspectorPort = opts.profile ? await freePort() : undefined;
+  const hub = await startEndpoint({ vars, args: inspectorPort ? ["--inspector-port", String(inspectorPort)] : [] });
+  return { name: "hub", hub, inspectorPort, target: { kind: "hub", base: hub.url, adminToken: hub.adminToken }, stop: () => hub.close() };
 }
 
 function mosquittoBinary(): string {
@@ -215,7 +220,7 @@ export type Outcome = {
   /** Readings delivered to dashboards per second, first send to last delivery. */
   throughput: number;
   /** storm: ms until every device streams again (NaN if some never did) and the median device. */
-  recoveryMs?: { all: number; p50: number; recovered: number; devices: number };
+  recoveryMs?: { all: number; p50: number; recovered: number; devices: number; phases?: Record<string, { p50: number; max: number }> };
   /** backfill: ms until every dashboard held the whole backlog. */
   drainMs?: number;
   errors: number;
@@ -244,7 +249,8 @@ async function provision(run: Running, ids: string[]): Promise<string[]> {
   return tokens;
 }
 
-async function runScenario(scenario: Scenario, run: Running): Promise<Outcome> {
+/** With a profiler: profiled from the start of the load (the storm: from the drop) to its end. */
+async function runScenario(scenario: Scenario, run: Running, profiler?: Profiler): Promise<Outcome> {
   const shape = {
     fleet: { devices: config.fleet.devices, dashboards: config.fleet.dashboards, rateHz: config.fleet.rateHz },
     burst: { devices: 1, dashboards: config.burst.dashboards, rateHz: 1 },
@@ -314,6 +320,7 @@ async function runScenario(scenario: Scenario, run: Running): Promise<Outcome> {
   try {
     if (!(await all("ready", 180_000))) throw new Error("clients did not connect within 180 s");
     const goAt = now() + 300;
+    if (scenario !== "storm") await profiler?.start();
     post({ type: "go", at: goAt });
     switch (scenario) {
       case "fleet":
@@ -323,6 +330,7 @@ async function runScenario(scenario: Scenario, run: Running): Promise<Outcome> {
         break;
       case "storm":
         await sleep(300 + config.storm.warmMs);
+        await profiler?.start();
         new Float64Array(shared.dropAt)[0] = now();
         post({ type: "drop" });
         await sleep(config.storm.afterMs);
@@ -368,6 +376,13 @@ async function runScenario(scenario: Scenario, run: Running): Promise<Outcome> {
         recovered: times.length,
         devices: devices.length,
       };
+      if (run.target.kind === "hub") {
+        outcome.recoveryMs.phases = {};
+        for (const step of ["ticket", "open", "hello"] as const) {
+          const t = results.flatMap((r) => r.phases[step]).sort((a, b) => a - b);
+          outcome.recoveryMs.phases[step] = { p50: percentile(t, 50), max: t.at(-1) ?? Number.NaN };
+        }
+      }
     }
     if (scenario === "backfill") {
       const drained = results.flatMap((r) => r.drained);
@@ -529,6 +544,7 @@ const info = machine();
 console.log(`bench: ${quick ? "quick" : "full"} run on ${info.cores} × ${info.cpu}, Node ${info.node}, wrangler ${info.wrangler}, ${info.mosquitto}`);
 const running: Running[] = [];
 const outcomes: Outcome[] = [];
+const profiles: Partial<Record<Scenario, string>> = {};
 let agent: AgentCost | undefined;
 const stopAll = async () => {
   for (const r of running.splice(0)) await r.stop().catch(() => {});
@@ -545,8 +561,18 @@ try {
     for (const run of running) {
       process.stdout.write(`bench: ${scenario} on ${run.name} … `);
       const t = now();
-      const o = await runScenario(scenario, run);
+      const profiler = run.inspectorPort ? await Profiler.attach(run.inspectorPort) : undefined;
+      const o = await runScenario(scenario, run, profiler);
+      if (profiler) {
+        mkdirSync(opts.profile!, { recursive: true });
+        profiles[scenario] = await profiler.stop(join(opts.profile!, `${scenario}.cpuprofile`));
+        profiler.close();
+      }
       outcomes.push(o);
+      if (o.recoveryMs?.phases) {
+        const p = o.recoveryMs.phases;
+        console.log(`\n  reconnect steps after the drop (p50 / max): ticket ${ms(p.ticket!.p50)} / ${ms(p.ticket!.max)}, socket open ${ms(p.open!.p50)} / ${ms(p.open!.max)}, hello acked ${ms(p.hello!.p50)} / ${ms(p.hello!.max)}`);
+      }
       console.log(
         `${((now() - t) / 1000).toFixed(1)} s: ${o.delivered}/${o.expected} delivered, p99 ${ms(o.latencyMs.p99)}, ${rate(o.throughput)}` +
           (o.errors ? `, ${o.errors} errors (${o.firstErrors.join("; ")})` : ""),
@@ -570,6 +596,7 @@ if (agent) {
     `\nagent at 1 Hz (${agent.how}, ${agent.node}, x86-64 here, not a Pi): RSS ${agent.rssMb.toFixed(1)} MB (max ${agent.maxRssMb.toFixed(1)} MB), CPU ${agent.cpuPercent.toFixed(2)}% of one core over ${agent.seconds} s`,
   );
 }
+for (const [scenario, summary] of Object.entries(profiles)) console.log(`\nhub profile, ${scenario} (self time, Worker isolate):\n${summary}`);
 const out = opts.out ?? join(ROOT, "bench/results", `bench-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
 mkdirSync(join(out, ".."), { recursive: true });
 writeFileSync(out, `${JSON.stringify({ started: new Date(started).toISOString(), quick, machine: info, config, outcomes, ratios: ratioData, agent }, null, 2)}\n`);

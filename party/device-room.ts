@@ -52,6 +52,10 @@ export const CLOSE = {
 const SNAPSHOT_READINGS = 120;
 /** Commands kept for the dashboard's history; older ones are pruned. */
 const KEEP_COMMANDS = 50;
+/** Legacy log lines are written together, at most this long after the reading was stored… */
+const LOG_FLUSH_MS = 50;
+/** …or as soon as this many wait. */
+const LOG_FLUSH_LINES = 500;
 /** How often last-seen is written to storage while a device streams. */
 const LAST_SEEN_PERSIST_MS = 10_000;
 
@@ -65,8 +69,10 @@ export class DeviceRoom extends Server<Env> {
   readonly settings: RoomSettings;
   #desired: DesiredState;
   #reported: ReportedState | null;
-  /** Highest room seq stored with none missing at or below it. */
+  /** Highest room seq stored with none missing at or below it. Persisted when it jumps a gap and on each alarm; rebuilt from the readings on start. */
   #acked: number;
+  /** Highest room seq stored: when it equals the ack, an in-order frame moves the ack without a query. */
+  #maxSeq: number;
   #lost: number;
   #stored: number;
   #lastSeen: number | null;
@@ -81,6 +87,9 @@ export class DeviceRoom extends Server<Env> {
   #fleetDirty = false;
   /** Frame budgets per connection id (token buckets); in memory, so a wake from hibernation starts afresh. */
   #buckets = new Map<string, Bucket>();
+  /** Legacy log lines waiting to be written: one console.log per LOG_FLUSH_MS, not one per reading. */
+  #logLines: string[] = [];
+  #logTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -106,6 +115,9 @@ export class DeviceRoom extends Server<Env> {
     this.#lastSeen = kv.get<number>("lastSeen") ?? null;
     this.#ip = kv.get<string>("ip") ?? null;
     this.#stored = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM readings").one().n;
+    this.#maxSeq = sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM readings").one().m ?? 0;
+    // Readings stored after the ack was last persisted move it on now.
+    this.#advanceAck();
     const streamId = kv.get<string>("stream");
     if (streamId) {
       const row = sql.exec<{ offset: number }>("SELECT offset FROM streams WHERE id = ?", streamId).toArray()[0];
@@ -147,7 +159,7 @@ export class DeviceRoom extends Server<Env> {
   onConnect(connection: Connection, context: ConnectionContext): void {
     if (roleOf(context.request) === "device") {
       // One device socket per room: a reconnect replaces a stale (maybe half-open) one.
-      for (const other of this.#deviceConnections()) {
+      for (const other of this.getConnections("device")) {
         if (other.id !== connection.id) closeQuietly(other, CLOSE.replaced, "replaced by a newer connection");
       }
       this.#lastFrameAt = Date.now();
@@ -188,6 +200,7 @@ export class DeviceRoom extends Server<Env> {
     this.#enforceRetention();
     if (this.#fleetDirty) this.#pushFleet(true);
     this.#persistLastSeen(now, true);
+    this.#persistCounters();
     this.#scheduleAlarm();
   }
 
@@ -352,8 +365,11 @@ export class DeviceRoom extends Server<Env> {
       this.#advanceAck();
       this.#persistCounters();
     }
-    this.#setOnline(true);
-    this.#setReported(state);
+    // One fleet update for the whole hello, not one for presence and one for state:
+    // after an outage every device says hello at once, into the one registry.
+    this.#setOnline(true, false);
+    this.#setReported(state, false);
+    this.#pushFleet(true);
     this.#sendTo(connection, { type: "desired", state: this.#desired });
     this.#sendTo(connection, { type: "ack", seq: this.#acked - offset });
     // Commands that waited for the device go now.
@@ -397,32 +413,38 @@ export class DeviceRoom extends Server<Env> {
   #storeReadings(readings: Reading[], offset: number): number {
     const sql = this.ctx.storage.sql;
     const fresh: Reading[] = [];
-    this.ctx.storage.transactionSync(() => {
-      for (const r of readings) {
-        const seq = offset + r.seq;
-        const cursor = sql.exec(
-          "INSERT OR IGNORE INTO readings (seq, ts, temperature, scale) VALUES (?, ?, ?, ?)",
-          seq,
-          r.ts,
-          r.temperature,
-          r.scale,
-        );
-        if (cursor.rowsWritten > 0) fresh.push(offset ? { ...r, seq } : r);
-      }
-    });
+    // No explicit transaction: every write of one event (this frame) is already one
+    // implicit transaction, committed before the ack leaves (the output gate).
+    for (const r of readings) {
+      const seq = offset + r.seq;
+      const cursor = sql.exec(
+        "INSERT OR IGNORE INTO readings (seq, ts, temperature, scale) VALUES (?, ?, ?, ?)",
+        seq,
+        r.ts,
+        r.temperature,
+        r.scale,
+      );
+      if (cursor.rowsWritten > 0) fresh.push(offset ? { ...r, seq } : r);
+    }
     if (fresh.length === 0) return 0;
     fresh.sort((a, b) => a.seq - b.seq);
     this.#stored += fresh.length;
-    this.#advanceAck();
-    this.#persistCounters();
+    this.#maxSeq = Math.max(this.#maxSeq, fresh[fresh.length - 1]!.seq);
+    // In order, as nearly always: the ack moves over the fresh readings without a query.
+    let acked = this.#acked;
+    for (const r of fresh) {
+      if (r.seq === acked + 1) acked = r.seq;
+      else if (r.seq > acked + 1) break;
+    }
+    this.#acked = acked;
+    // A gap was filled (readings beyond it are stored): walk the table from here.
+    if (this.#maxSeq > this.#acked) this.#advanceAck();
     const now = Date.now();
     this.#touch(now);
     if (this.settings.logReadings) {
       for (const r of fresh) {
         // The old endpoint's line, byte for byte in its first four keys, then the device id.
-        console.log(
-          JSON.stringify({ temperature: r.temperature.toFixed(2), scale: r.scale, ipaddr: this.#ip ?? "", ts: r.ts, id: this.name }),
-        );
+        this.#log(JSON.stringify({ temperature: r.temperature.toFixed(2), scale: r.scale, ipaddr: this.#ip ?? "", ts: r.ts, id: this.name }));
       }
     }
     this.#broadcastDashboards({ type: "readings", readings: fresh });
@@ -431,17 +453,37 @@ export class DeviceRoom extends Server<Env> {
     return fresh.length;
   }
 
-  /** Walk the ack forward over stored seqs with no gap. */
+  /** Walk the ack forward over stored seqs with no gap, a page at a time. */
   #advanceAck(): void {
-    const next = this.ctx.storage.sql.exec<{ seq: number }>(
-      "SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT ?",
-      this.#acked,
-      1000,
-    );
-    for (const { seq } of next) {
-      if (seq !== this.#acked + 1) break;
-      this.#acked = seq;
+    const PAGE = 1000;
+    for (;;) {
+      const next = this.ctx.storage.sql.exec<{ seq: number }>("SELECT seq FROM readings WHERE seq > ? ORDER BY seq LIMIT ?", this.#acked, PAGE);
+      let rows = 0;
+      for (const { seq } of next) {
+        rows++;
+        if (seq !== this.#acked + 1) return;
+        this.#acked = seq;
+      }
+      if (rows < PAGE) return;
     }
+  }
+
+  /**
+   * The legacy lines, written together: one console.log per LOG_FLUSH_MS (or
+   * LOG_FLUSH_LINES), each line still the old endpoint's one-line JSON.
+   */
+  #log(line: string): void {
+    this.#logLines.push(line);
+    if (this.#logLines.length >= LOG_FLUSH_LINES) this.#flushLog();
+    else this.#logTimer ??= setTimeout(() => this.#flushLog(), LOG_FLUSH_MS);
+  }
+
+  #flushLog(): void {
+    if (this.#logTimer !== undefined) clearTimeout(this.#logTimer);
+    this.#logTimer = undefined;
+    if (this.#logLines.length === 0) return;
+    console.log(this.#logLines.join("\n"));
+    this.#logLines = [];
   }
 
   #onCommandResult(id: string, ok: boolean, error: string | undefined, state: ReportedState | undefined): void {
@@ -453,12 +495,12 @@ export class DeviceRoom extends Server<Env> {
     this.#setCommandStatus(id, ok ? "applied" : "failed", ok ? undefined : (error ?? "device reported failure"));
   }
 
-  #setReported(state: ReportedState): void {
+  #setReported(state: ReportedState, tellFleet = true): void {
     this.#reported = state;
     if (state.ip) this.#ip = state.ip;
     this.ctx.storage.kv.put("reported", state);
     this.#broadcastDashboards({ type: "state", desired: this.#desired, reported: state });
-    this.#pushFleet(true, { fw: state.fw, scale: state.scale, ip: this.#ip });
+    if (tellFleet) this.#pushFleet(true, { fw: state.fw, scale: state.scale, ip: this.#ip });
   }
 
   // -------------------------------------------------------------------------
@@ -495,14 +537,14 @@ export class DeviceRoom extends Server<Env> {
     if (this.#online && !this.#onlineDevice()) this.#setOnline(false);
   }
 
-  #setOnline(online: boolean): void {
+  #setOnline(online: boolean, tellFleet = true): void {
     if (online) this.#touch(Date.now());
     if (online === this.#online) return;
     this.#online = online;
     this.#persistLastSeen(Date.now(), true);
     console.log(`room ${this.name}: device ${online ? "online" : "offline"}`);
     this.#broadcastDashboards({ type: "presence", online, lastSeen: this.#lastSeen });
-    this.#pushFleet(true, { online, lastSeen: this.#lastSeen });
+    if (tellFleet) this.#pushFleet(true, { online, lastSeen: this.#lastSeen });
   }
 
   #touch(at: number): void {
@@ -532,6 +574,7 @@ export class DeviceRoom extends Server<Env> {
   }
 
   #enforceRetention(): void {
+    if (this.#stored <= this.settings.retainReadings) return;
     const max = this.ctx.storage.sql.exec<{ m: number | null }>("SELECT MAX(seq) AS m FROM readings").one().m;
     if (max === null) return;
     const cursor = this.ctx.storage.sql.exec("DELETE FROM readings WHERE seq <= ?", max - this.settings.retainReadings);
@@ -653,11 +696,12 @@ export class DeviceRoom extends Server<Env> {
       .reverse();
   }
 
-  #deviceConnections(): Connection[] {
-    return [...this.getConnections("device")].filter((ws) => ws.readyState === WebSocket.OPEN);
+  /** Open device sockets, from the runtime's tag index (partyserver's getConnections reads each socket's attachment). */
+  #deviceConnections(): WebSocket[] {
+    return this.ctx.getWebSockets("device").filter((ws) => ws.readyState === WebSocket.OPEN);
   }
 
-  #onlineDevice(): Connection | undefined {
+  #onlineDevice(): WebSocket | undefined {
     return this.#online ? this.#deviceConnections()[0] : undefined;
   }
 
@@ -666,7 +710,7 @@ export class DeviceRoom extends Server<Env> {
     this.ctx.storage.kv.put("lost", this.#lost);
   }
 
-  #sendTo(connection: Connection, msg: ToDeviceMessage | ToDashboardMessage): void {
+  #sendTo(connection: WebSocket, msg: ToDeviceMessage | ToDashboardMessage): void {
     try {
       connection.send(JSON.stringify(msg));
     } catch {
@@ -674,10 +718,15 @@ export class DeviceRoom extends Server<Env> {
     }
   }
 
-  /** Serialise once, send to every dashboard. */
+  /**
+   * Serialise once, send to every dashboard. Straight from the runtime's tag
+   * index (partyserver tags each socket with ours): its getConnections() would
+   * read every socket's attachment again, per message.
+   */
   #broadcastDashboards(msg: ToDashboardMessage): void {
     let text: string | undefined;
-    for (const ws of this.getConnections("dashboard")) {
+    for (const ws of this.ctx.getWebSockets("dashboard")) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
       text ??= JSON.stringify(msg);
       try {
         ws.send(text);

@@ -109,7 +109,9 @@ export class FleetRegistry extends Server<Env> {
   #changed(id: string): DeviceSummary {
     const device = this.get(id)!;
     const text = JSON.stringify({ type: "device", device } satisfies ToFleetDashboardMessage);
-    for (const ws of this.getConnections()) {
+    // The runtime's list, not partyserver's getConnections(): that reads every socket's attachment per update.
+    for (const ws of this.ctx.getWebSockets()) {
+      if (ws.readyState !== WebSocket.OPEN) continue;
       try {
         ws.send(text);
       } catch {

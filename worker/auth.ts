@@ -100,7 +100,7 @@ async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
   if (token !== null) {
     const device = splitDeviceToken(token);
     if (device) {
-      const ok = await (await room(c.env, device.id)).verifyCredential(await hashSecret(device.secret));
+      const ok = await room(c.env, device.id).verifyCredential(await hashSecret(device.secret));
       if (!ok) throw new ApiError(401, "unauthorized", "unknown, rotated or revoked device token");
       return { role: "device", id: device.id };
     }

@@ -19,6 +19,8 @@ export type EndpointOptions = {
   /** Worker vars over wrangler.toml's (`--var NAME:VALUE`, as compose passes TRUST_PROXY). */
   vars?: Record<string, string>;
   port?: number;
+  /** More wrangler dev flags (the benchmark's `--inspector-port`). */
+  args?: string[];
 };
 
 export class Endpoint {
@@ -29,13 +31,15 @@ export class Endpoint {
   readonly stateDir: string;
   readonly devVars: string;
   readonly vars: Record<string, string>;
+  readonly args: string[];
   /** The running (or last) endpoint process. */
   proc: Proc | undefined;
 
-  constructor(port: number, vars: Record<string, string>) {
+  constructor(port: number, vars: Record<string, string>, args: string[] = []) {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.vars = vars;
+    this.args = args;
     this.dir = mkdtempSync(join(tmpdir(), "iot-endpoint-"));
     this.stateDir = join(this.dir, "state");
     this.devVars = join(this.dir, ".dev.vars");
@@ -43,7 +47,7 @@ export class Endpoint {
 
   /** Start (again, on the same port and state) and wait until the Worker answers. */
   async start(): Promise<void> {
-    const args = [join(ROOT, "scripts/endpoint.mjs"), ...Object.entries(this.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`])];
+    const args = [join(ROOT, "scripts/endpoint.mjs"), ...Object.entries(this.vars).flatMap(([k, v]) => ["--var", `${k}:${v}`]), ...this.args];
     const proc = nodeProc("endpoint", args, {
       env: {
         ...process.env,
@@ -108,7 +112,7 @@ export class Endpoint {
 
 /** A started endpoint; if it does not come up, the error says why and nothing is left running or on disk. */
 export async function startEndpoint(opts: EndpointOptions = {}): Promise<Endpoint> {
-  const endpoint = new Endpoint(opts.port ?? (await freePort()), opts.vars ?? {});
+  const endpoint = new Endpoint(opts.port ?? (await freePort()), opts.vars ?? {}, opts.args);
   try {
     await endpoint.start();
   } catch (err) {

@@ -85,7 +85,7 @@ export const api = new Hono<AuthEnv>()
   .post("/devices", requireRole("operator"), validateJson(z.strictObject({ id: DeviceId })), async (c) => {
     const { id } = c.req.valid("json");
     const secret = newDeviceSecret();
-    const provisioned = await (await room(c.env, id)).provision(await hashSecret(secret));
+    const provisioned = await room(c.env, id).provision(await hashSecret(secret));
     if (!provisioned) throw new ApiError(409, "already_provisioned", `device ${id} has credentials; rotate them instead`);
     await fleet(c.env).register(id, null);
     console.log(`device ${id} provisioned`);

@@ -51,7 +51,7 @@ export const iot = new Hono<AuthEnv>()
     if (!ip) throw new ApiError(400, "missing_header", "header x-iot-ip (the device's LAN address) is required");
     const id = deviceId(c, headers);
     await fleet(c.env).register(id, ip);
-    const desired = await (await room(c.env, id)).register(ip);
+    const desired = await room(c.env, id).register(ip);
     const settings = roomSettings(c.env);
     return c.json({
       message: "IoT Configuration",
@@ -95,7 +95,7 @@ export const iot = new Hono<AuthEnv>()
       const body = c.req.valid("json");
       if ("iot" in body) return c.json({ message: `POST loopback ${body.iot}` });
       const id = deviceId(c, c.req.valid("header"));
-      const result = await (await room(c.env, id)).ingest(body.readings);
+      const result = await room(c.env, id).ingest(body.readings);
       return c.json({ message: `POST loopback ${body.readings.length} readings`, ...result });
     },
   );

@@ -8,7 +8,6 @@
  *   /parties/fleet/main?ticket=…    the fleet view
  */
 import { Hono, type Context } from "hono";
-import { getServerByName } from "partyserver";
 import { TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
 import { isOwnOrigin, sessionSecret } from "../auth";
@@ -47,9 +46,10 @@ export const parties = new Hono<AppEnv>()
     const id = DeviceId.safeParse(c.req.param("id"));
     if (!id.success) throw new ApiError(400, "validation_failed", "invalid device id");
     const request = await admit(c, `device:${id.data}`);
-    return (await getServerByName(c.env.DEVICE_ROOM, id.data)).fetch(request);
+    // getByName: the room knows its name from ctx.id.name; no setName() round trip first.
+    return c.env.DEVICE_ROOM.getByName(id.data).fetch(request);
   })
   .get("/fleet/main", async (c) => {
     const request = await admit(c, "fleet");
-    return (await getServerByName(c.env.FLEET, "main")).fetch(request);
+    return c.env.FLEET.getByName("main").fetch(request);
   });
