@@ -225,7 +225,14 @@ export type Outcome = {
   drainMs?: number;
   errors: number;
   firstErrors: string[];
+  /** Set when the scenario could not finish on this target (clients could not connect, a time-out). */
+  failed?: string;
 };
+
+function failedOutcome(scenario: Scenario, target: TargetName, failed: string): Outcome {
+  const nan = Number.NaN;
+  return { scenario, target, expected: 0, delivered: 0, loss: 0, duplicates: 0, latencyMs: { p50: nan, p99: nan, max: nan, samples: 0 }, throughput: nan, errors: 1, firstErrors: [failed], failed };
+}
 
 const ip = (kind: number, i: number) => `10.${kind}.${(i >> 8) & 255}.${(i & 255) + 1}`;
 
@@ -318,7 +325,7 @@ async function runScenario(scenario: Scenario, run: Running, profiler?: Profiler
   const post = (msg: ToWorker) => workers.forEach((w) => w.postMessage(msg));
 
   try {
-    if (!(await all("ready", 180_000))) throw new Error("clients did not connect within 180 s");
+    if (!(await all("ready", 120_000))) throw new Error("clients did not connect within 120 s");
     const goAt = now() + 300;
     if (scenario !== "storm") await profiler?.start();
     post({ type: "go", at: goAt });
@@ -489,7 +496,9 @@ function report(outcomes: Outcome[]): { detail: string; ratios: string; ratioDat
       ms(o.latencyMs.p99),
       ms(o.latencyMs.max),
       rate(o.throughput),
-      o.recoveryMs
+      o.failed
+        ? `failed: ${o.failed.slice(0, 60)}`
+        : o.recoveryMs
         ? `all back ${ms(o.recoveryMs.all)} (p50 ${ms(o.recoveryMs.p50)}, ${o.recoveryMs.recovered}/${o.recoveryMs.devices})`
         : o.drainMs !== undefined
           ? `drained ${ms(o.drainMs)}`
@@ -562,7 +571,13 @@ try {
       process.stdout.write(`bench: ${scenario} on ${run.name} … `);
       const t = now();
       const profiler = run.inspectorPort ? await Profiler.attach(run.inspectorPort) : undefined;
-      const o = await runScenario(scenario, run, profiler);
+      let o: Outcome;
+      try {
+        o = await runScenario(scenario, run, profiler);
+      } catch (err) {
+        // One scenario that cannot finish on one target is reported as such; the run goes on.
+        o = failedOutcome(scenario, run.name, err instanceof Error ? err.message : String(err));
+      }
       if (profiler) {
         mkdirSync(opts.profile!, { recursive: true });
         profiles[scenario] = await profiler.stop(join(opts.profile!, `${scenario}.cpuprofile`));

@@ -16,7 +16,7 @@ import { Server, type Connection, type ConnectionContext, type WSMessage } from 
 import {
   DashboardMessage,
   applyCommand,
-  DeviceMessage,
+  parseDeviceFrame,
   PING,
   PONG,
   errorMessage,
@@ -322,7 +322,7 @@ export class DeviceRoom extends Server<Env> {
 
   #onDeviceFrame(connection: Connection, raw: WSMessage): void {
     this.#lastFrameAt = Date.now();
-    const parsed = parseFrame(DeviceMessage, raw);
+    const parsed = parseDeviceFrame(raw);
     if (!parsed.ok) return this.#sendTo(connection, parsed.error);
     const msg = parsed.value;
     const stream = (connection.state as DeviceConnectionState | null)?.stream;

@@ -249,4 +249,27 @@ describe("DeviceRoom", () => {
     expect(state.online).toBe(true);
     expect(state.ackedSeq).toBe(2);
   });
+
+  it("rebuilds its ack from the stored readings after an eviction (the ack is not written per frame)", async () => {
+    const id = uniqueId();
+    await register(id);
+    const device = await connectDevice(id);
+    // 1–5 in order, then 7–9 past a gap at 6.
+    device.send({ type: "readings", readings: [1, 2, 3, 4, 5].map((s) => reading(s)) });
+    await device.next((m) => m.type === "ack" && m.seq === 5);
+    device.send({ type: "readings", readings: [7, 8, 9].map((s) => reading(s)) });
+    await device.next((m) => m.type === "ack" && m.seq === 5, 5_000, device.messages.length);
+    await evictDurableObject(env.DEVICE_ROOM.get(env.DEVICE_ROOM.idFromName(id)));
+    // A new instance knows everything up to 5 is stored, and nothing past the gap.
+    expect((await json(await get(`/api/devices/${id}`))).ackedSeq).toBe(5);
+    // Filling the gap acks straight past what was stored beyond it.
+    const from = device.messages.length;
+    device.send({ type: "readings", readings: [reading(6)] });
+    expect((await device.next((m) => m.type === "ack", 5_000, from)).seq).toBe(9);
+    expect((await json(await get(`/api/devices/${id}`))).ackedSeq).toBe(9);
+    await evictDurableObject(env.DEVICE_ROOM.get(env.DEVICE_ROOM.idFromName(id)));
+    expect((await json(await get(`/api/devices/${id}`))).ackedSeq).toBe(9);
+    device.send({ type: "readings", readings: [reading(10)] });
+    expect((await device.next((m) => m.type === "ack", 5_000, device.messages.length)).seq).toBe(10);
+  });
 });
