@@ -46,6 +46,8 @@ export type WorkerResult = {
   type: "result";
   delivered: number;
   duplicates: number;
+  /** Readings that came after a higher seq (a backfill's old readings after live ones). */
+  outOfOrder: number;
   latency: Float64Array;
   firstDeliveryAt: number;
   lastDeliveryAt: number;
@@ -330,9 +332,12 @@ class Device {
 /** A dashboard: counts what arrives, once per seq, and how late. */
 class Dashboard {
   readonly spec: DashboardSpec;
-  lastSeq = 0;
+  /** Seqs seen: a backfill interleaves old and live readings, so order is not the test of a repeat. */
+  readonly #seen = new Uint8Array(slots);
+  maxSeq = 0;
   delivered = 0;
   duplicates = 0;
+  outOfOrder = 0;
   backlogHeld = 0;
   drainedAt = 0;
   #ws: WebSocket | undefined;
@@ -372,11 +377,13 @@ class Dashboard {
     if (msg.type !== "readings" || !msg.readings) return;
     const d = this.spec.device;
     for (const r of msg.readings) {
-      if (r.seq <= this.lastSeq) {
+      if (this.#seen[r.seq]) {
         this.duplicates++;
         continue;
       }
-      this.lastSeq = r.seq;
+      this.#seen[r.seq] = 1;
+      if (r.seq < this.maxSeq) this.outOfOrder++;
+      else this.maxSeq = r.seq;
       this.delivered++;
       firstDeliveryAt ||= at;
       lastDeliveryAt = at;
@@ -395,7 +402,7 @@ class Dashboard {
         if (droppedAt && seqAtDrop && r.seq > seqAtDrop && recovered[d] === undefined) recovered[d] = at - droppedAt;
       }
     }
-    if (plan.scenario === "burst" && this.lastSeq >= plan.burst.readings) checkComplete();
+    if (plan.scenario === "burst" && this.delivered >= plan.burst.readings) checkComplete();
   }
 
   close(): void {
@@ -423,7 +430,7 @@ function checkComplete(): void {
   if (completeSent) return;
   const done =
     plan.scenario === "burst"
-      ? dashboards.every((d) => d.lastSeq >= plan.burst.readings)
+      ? dashboards.every((d) => d.delivered >= plan.burst.readings)
       : dashboards.every((d) => d.backlogHeld >= plan.backlog.readings);
   if (done) {
     completeSent = true;
@@ -498,6 +505,7 @@ parentPort!.on("message", (msg: ToWorker) => {
           type: "result",
           delivered: dashboards.reduce((n, d) => n + d.delivered, 0),
           duplicates: dashboards.reduce((n, d) => n + d.duplicates, 0),
+          outOfOrder: dashboards.reduce((n, d) => n + d.outOfOrder, 0),
           latency: values,
           firstDeliveryAt,
           lastDeliveryAt,

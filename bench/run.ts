@@ -216,6 +216,7 @@ export type Outcome = {
   delivered: number;
   loss: number;
   duplicates: number;
+  outOfOrder: number;
   latencyMs: Latency;
   /** Readings delivered to dashboards per second, first send to last delivery. */
   throughput: number;
@@ -231,7 +232,7 @@ export type Outcome = {
 
 function failedOutcome(scenario: Scenario, target: TargetName, failed: string): Outcome {
   const nan = Number.NaN;
-  return { scenario, target, expected: 0, delivered: 0, loss: 0, duplicates: 0, latencyMs: { p50: nan, p99: nan, max: nan, samples: 0 }, throughput: nan, errors: 1, firstErrors: [failed], failed };
+  return { scenario, target, expected: 0, delivered: 0, loss: 0, duplicates: 0, outOfOrder: 0, latencyMs: { p50: nan, p99: nan, max: nan, samples: 0 }, throughput: nan, errors: 1, firstErrors: [failed], failed };
 }
 
 const ip = (kind: number, i: number) => `10.${kind}.${(i >> 8) & 255}.${(i & 255) + 1}`;
@@ -365,6 +366,7 @@ async function runScenario(scenario: Scenario, run: Running, profiler?: Profiler
       delivered,
       loss: expected - delivered,
       duplicates: results.reduce((s, r) => s + r.duplicates, 0),
+      outOfOrder: results.reduce((s, r) => s + r.outOfOrder, 0),
       latencyMs: latency(results.map((r) => r.latency)),
       throughput: last > goAt ? delivered / ((last - goAt) / 1000) : 0,
       errors: results.reduce((s, r) => s + r.errors, 0),

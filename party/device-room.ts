@@ -413,6 +413,23 @@ export class DeviceRoom extends Server<Env> {
   #storeReadings(readings: Reading[], offset: number): number {
     const sql = this.ctx.storage.sql;
     const fresh: Reading[] = [];
+    // The usual frame: seqs rising, all above everything stored, so all new, known
+    // without asking SQLite. Those go to the dashboards first, before this frame's
+    // write: a message sent while a write is pending waits for its commit (the output
+    // gate, an fsync on local disk), and a dashboard need not wait for durability.
+    // The device's ack still goes after the write, so it never precedes it; if the
+    // write failed, the device resends and dashboards drop the repeat by seq.
+    let above = this.#maxSeq;
+    for (const r of readings) {
+      const seq = offset + r.seq;
+      if (seq <= above) {
+        above = -1;
+        break;
+      }
+      above = seq;
+    }
+    const knownFresh = above > 0;
+    if (knownFresh) this.#broadcastDashboards({ type: "readings", readings: offset ? readings.map((r) => ({ ...r, seq: offset + r.seq })) : readings });
     // No explicit transaction: every write of one event (this frame) is already one
     // implicit transaction, committed before the ack leaves (the output gate).
     for (const r of readings) {
@@ -447,7 +464,7 @@ export class DeviceRoom extends Server<Env> {
         this.#log(JSON.stringify({ temperature: r.temperature.toFixed(2), scale: r.scale, ipaddr: this.#ip ?? "", ts: r.ts, id: this.name }));
       }
     }
-    this.#broadcastDashboards({ type: "readings", readings: fresh });
+    if (!knownFresh) this.#broadcastDashboards({ type: "readings", readings: fresh });
     this.#fleetDirty = true;
     this.#pushFleet(false);
     return fresh.length;
