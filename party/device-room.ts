@@ -90,6 +90,10 @@ export class DeviceRoom extends Server<Env> {
   /** Legacy log lines waiting to be written: one console.log per LOG_FLUSH_MS, not one per reading. */
   #logLines: string[] = [];
   #logTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The ack and lost count as last written, so an alarm writes them only when they moved. */
+  #persisted = { acked: -1, lost: -1 };
+  /** A command was inserted since the last prune (in memory: a wake prunes once, harmlessly). */
+  #commandsAdded = true;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -199,7 +203,9 @@ export class DeviceRoom extends Server<Env> {
     this.#expireCommands(now);
     this.#enforceRetention();
     if (this.#fleetDirty) this.#pushFleet(true);
-    this.#persistLastSeen(now, true);
+    // Writes only what changed: an alarm every few seconds in every room that writes
+    // each time is a commit each time, and the fleet's rooms share one disk.
+    this.#persistLastSeen(now, false);
     this.#persistCounters();
     this.#scheduleAlarm();
   }
@@ -269,6 +275,7 @@ export class DeviceRoom extends Server<Env> {
       now,
       now + this.settings.commandTimeoutMs,
     );
+    this.#commandsAdded = true;
     this.#broadcastDashboards({ type: "state", desired: this.#desired, reported: this.#reported });
     const device = this.#onlineDevice();
     if (device) {
@@ -583,7 +590,9 @@ export class DeviceRoom extends Server<Env> {
     for (const { id } of overdue) {
       this.#setCommandStatus(id, "timed-out", `no answer from the device within ${this.settings.commandTimeoutMs} ms`);
     }
-    // Keep only the latest commands.
+    // Keep only the latest commands (only after new ones came: otherwise nothing to prune).
+    if (!this.#commandsAdded) return;
+    this.#commandsAdded = false;
     this.ctx.storage.sql.exec(
       "DELETE FROM commands WHERE id NOT IN (SELECT id FROM commands ORDER BY created DESC, rowid DESC LIMIT ?)",
       KEEP_COMMANDS,
@@ -723,8 +732,10 @@ export class DeviceRoom extends Server<Env> {
   }
 
   #persistCounters(): void {
+    if (this.#acked === this.#persisted.acked && this.#lost === this.#persisted.lost) return;
     this.ctx.storage.kv.put("acked", this.#acked);
     this.ctx.storage.kv.put("lost", this.#lost);
+    this.#persisted = { acked: this.#acked, lost: this.#lost };
   }
 
   #sendTo(connection: WebSocket, msg: ToDeviceMessage | ToDashboardMessage): void {
