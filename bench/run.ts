@@ -87,9 +87,9 @@ const config = {
   burst: { readings: num(opts.burst, quick ? 5_000 : 20_000, "burst"), batch: num(opts.batch, 100, "batch"), window: 8, dashboards: 10 },
   storm: { devices: num(opts.devices, quick ? 30 : 100, "devices"), rateHz: num(opts.rate, 2, "rate"), warmMs: quick ? 1_000 : 3_000, afterMs: quick ? 1_500 : 10_000 },
   backfill: { readings: 3_600, batch: 500, dashboards: quick ? 3 : 5, liveHz: 1 },
-  agentSeconds: quick ? 3 : 30,
+  agentSeconds: quick ? 2 : 30,
   /** After the last send, how long late readings may still arrive before they count as lost. */
-  graceMs: quick ? 1_000 : 3_000,
+  graceMs: quick ? 800 : 3_000,
   qos: opts.qos === "1" ? (1 as const) : (0 as const),
 };
 const ALL_SCENARIOS: Scenario[] = ["fleet", "burst", "storm", "backfill"];
