@@ -28,7 +28,7 @@ const HELP = `npm run bench [-- options]
 
   --quick                 a smaller run that finishes in under a minute
   --scenarios LIST        fleet,burst,storm,backfill (default: all)
-  --targets LIST          hub,mosquitto,mosquitto-ws,ws-relay (default: all)
+  --targets LIST          hub,hub-direct,mosquitto,mosquitto-ws,ws-relay (default: all)
   --clients N             load-generating worker threads (default 2)
   --devices N             fleet and storm devices (default 100; quick 30)
   --dashboards N          fleet dashboards per device (default 5; quick 3)
@@ -93,7 +93,7 @@ const config = {
   qos: opts.qos === "1" ? (1 as const) : (0 as const),
 };
 const ALL_SCENARIOS: Scenario[] = ["fleet", "burst", "storm", "backfill"];
-const ALL_TARGETS = ["hub", "mosquitto", "mosquitto-ws", "ws-relay"] as const;
+const ALL_TARGETS = ["hub", "hub-direct", "mosquitto", "mosquitto-ws", "ws-relay"] as const;
 type TargetName = (typeof ALL_TARGETS)[number];
 const scenarios = pick(opts.scenarios, ALL_SCENARIOS, "scenarios");
 const targetNames = pick(opts.targets, ALL_TARGETS, "targets");
@@ -114,7 +114,8 @@ const runTag = Date.now().toString(36);
 
 type Running = { name: TargetName; target: Target; stop(): Promise<void>; hub?: Endpoint; inspectorPort?: number };
 
-async function startHub(): Promise<Running> {
+/** The endpoint as `npm run endpoint` runs it (wrangler dev), or `direct`: in Miniflare without wrangler's proxy, as the container runs it. */
+async function startHub(direct = false): Promise<Running> {
   const vars: Record<string, string> = {
     // Every simulated client gets an address of its own (X-Real-IP, trusted as behind our nginx),
     // as a fleet's devices and dashboards have: the per-address REST limit is for one client, not all.
@@ -126,8 +127,8 @@ async function startHub(): Promise<Running> {
     vars[v.slice(0, at)] = v.slice(at + 1);
   }
   const inspectorPort = opts.profile ? await freePort() : undefined;
-  const hub = await startEndpoint({ vars, args: inspectorPort ? ["--inspector-port", String(inspectorPort)] : [] });
-  return { name: "hub", hub, inspectorPort, target: { kind: "hub", base: hub.url, adminToken: hub.adminToken }, stop: () => hub.close() };
+  const hub = await startEndpoint({ vars, direct, args: inspectorPort && !direct ? ["--inspector-port", String(inspectorPort)] : [] });
+  return { name: direct ? "hub-direct" : "hub", hub, inspectorPort: direct ? undefined : inspectorPort, target: { kind: "hub", base: hub.url, adminToken: hub.adminToken }, stop: () => hub.close() };
 }
 
 function mosquittoBinary(): string {
@@ -183,6 +184,8 @@ async function startTarget(name: TargetName): Promise<Running> {
   switch (name) {
     case "hub":
       return startHub();
+    case "hub-direct":
+      return startHub(true);
     case "mosquitto":
     case "mosquitto-ws": {
       const m = await startMosquitto();
@@ -507,28 +510,33 @@ function report(outcomes: Outcome[]): { detail: string; ratios: string; ratioDat
           : "",
     ]),
   ]);
-  const peers = targetNames.filter((t) => t !== "hub");
+  const hubs = targetNames.filter((t) => t.startsWith("hub"));
+  const peers = targetNames.filter((t) => !t.startsWith("hub"));
   const ratioData: Record<string, Record<string, number>> = {};
-  const rows = [["scenario", "judged by", "hub", ...peers.map((p) => `hub vs ${p}`)]];
+  const rows = [["scenario", "judged by", "target", "figure", ...peers.map((p) => `vs ${p}`)]];
   for (const s of scenarios) {
     const h = headline[s];
-    const hub = outcomes.find((o) => o.scenario === s && o.target === "hub");
-    if (!hub) continue;
-    ratioData[s] = {};
-    const hv = h.value(hub);
-    rows.push([
-      s,
-      `${h.label} (${h.higher ? "higher" : "lower"} is better)`,
-      h.show(hv),
-      ...peers.map((p) => {
-        const o = outcomes.find((x) => x.scenario === s && x.target === p);
-        if (!o) return "—";
-        const pv = h.value(o);
-        const ratio = h.higher ? hv / pv : pv / hv;
-        ratioData[s]![p] = ratio;
-        return Number.isFinite(ratio) ? `${ratio.toFixed(2)}× ${ratio >= 1 ? "ahead" : "behind"} (${h.show(pv)})` : "—";
-      }),
-    ]);
+    for (const hubName of hubs) {
+      const hub = outcomes.find((o) => o.scenario === s && o.target === hubName);
+      if (!hub) continue;
+      const key = hubName === "hub" ? s : `${s} (${hubName})`;
+      ratioData[key] = {};
+      const hv = h.value(hub);
+      rows.push([
+        s,
+        `${h.label} (${h.higher ? "higher" : "lower"} is better)`,
+        hubName,
+        h.show(hv),
+        ...peers.map((p) => {
+          const o = outcomes.find((x) => x.scenario === s && x.target === p);
+          if (!o) return "—";
+          const pv = h.value(o);
+          const ratio = h.higher ? hv / pv : pv / hv;
+          ratioData[key]![p] = ratio;
+          return Number.isFinite(ratio) ? `${ratio.toFixed(2)}× ${ratio >= 1 ? "ahead" : "behind"} (${h.show(pv)})` : "—";
+        }),
+      ]);
+    }
   }
   return { detail, ratios: table(rows), ratioData };
 }
@@ -596,7 +604,7 @@ try {
       );
     }
   }
-  const hub = running.find((r) => r.name === "hub");
+  const hub = running.find((r) => r.name === "hub") ?? running.find((r) => r.name === "hub-direct");
   if (hub && !opts["no-agent"]) {
     process.stdout.write(`bench: the agent at 1 Hz for ${config.agentSeconds} s … `);
     agent = await agentCost(hub);

@@ -6,6 +6,8 @@
 //   HOST       address to bind (default 127.0.0.1; 0.0.0.0 for the LAN / a container)
 //   STATE_DIR  where rooms keep their SQLite state (default .wrangler/state)
 //   DEV_VARS   the secrets file (default .dev.vars, created on first run)
+//   DIRECT=1   Miniflare directly instead of wrangler dev: no proxy Worker, no file watcher
+//              (the container runs this; see scripts/lib/direct.mjs)
 import { spawn, spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -28,27 +30,48 @@ if (process.env.SKIP_BUILD !== "1") {
   if (built.status !== 0) process.exit(built.status ?? 1);
 }
 
-const args = [
-  join(root, "node_modules/wrangler/bin/wrangler.js"),
-  "dev",
-  "--port", port,
-  "--ip", host,
-  "--persist-to", stateDir,
-  "--env-file", devVars,
-  "--show-interactive-dev-session=false",
-  ...process.argv.slice(2),
-];
-const child = spawn(process.execPath, args, {
-  cwd: root,
-  stdio: "inherit",
-  env: {
-    ...process.env,
-    // No telemetry, no request.cf download: these machines (and many LANs) have no internet.
-    WRANGLER_SEND_METRICS: "false",
-    CLOUDFLARE_CF_FETCH_ENABLED: "false",
-  },
-});
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
-  process.on(signal, () => child.kill(signal));
+// DIRECT=1: Miniflare without wrangler dev's proxy and watcher (scripts/lib/direct.mjs);
+// the container and the benchmark use it. `--var NAME:VALUE` works in both.
+if (process.env.DIRECT === "1") {
+  const { startDirect } = await import("./lib/direct.mjs");
+  const argv = process.argv.slice(2);
+  const vars = {};
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] !== "--var") throw new Error(`DIRECT=1 takes only --var NAME:VALUE, got ${argv[i]}`);
+    const [name, ...value] = (argv[++i] ?? "").split(":");
+    vars[name] = value.join(":");
+  }
+  const mf = await startDirect({ root, host, port, stateDir, secrets, vars });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(signal, () => void mf.dispose().finally(() => process.exit(0)));
+  }
+} else {
+  runWranglerDev();
 }
-child.on("exit", (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
+
+function runWranglerDev() {
+  const args = [
+    join(root, "node_modules/wrangler/bin/wrangler.js"),
+    "dev",
+    "--port", port,
+    "--ip", host,
+    "--persist-to", stateDir,
+    "--env-file", devVars,
+    "--show-interactive-dev-session=false",
+    ...process.argv.slice(2),
+  ];
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    stdio: "inherit",
+    env: {
+      ...process.env,
+      // No telemetry, no request.cf download: these machines (and many LANs) have no internet.
+      WRANGLER_SEND_METRICS: "false",
+      CLOUDFLARE_CF_FETCH_ENABLED: "false",
+    },
+  });
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+    process.on(signal, () => child.kill(signal));
+  }
+  child.on("exit", (code, signal) => process.exit(code ?? (signal ? 0 : 1)));
+}

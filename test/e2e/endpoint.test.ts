@@ -1,6 +1,6 @@
 /**
- * The real endpoint process (`npm run endpoint`: wrangler dev + workerd) on a
- * free port, spoken to over real HTTP and real WebSockets. Relay figures are
+ * The real endpoint process (`npm run endpoint`: wrangler dev + workerd, and
+ * `DIRECT=1`: Miniflare + workerd without wrangler's proxy) on a free port, spoken to over real HTTP and real WebSockets. Relay figures are
  * printed for the record, never asserted (timing lives in `npm run bench`).
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,19 +8,24 @@ import { EndpointClient, helloDevice, percentile } from "../support/client";
 import { startEndpoint, type Endpoint } from "../support/endpoint";
 import { waitFor } from "../support/processes";
 
-let endpoint: Endpoint;
-let client: EndpointClient;
+// Both ways the endpoint runs: wrangler dev (`npm run endpoint`, development) and
+// Miniflare directly (`DIRECT=1`, the container and the benchmark): the same tests.
+describe.each([
+  { mode: "npm run endpoint (wrangler dev)", direct: false },
+  { mode: "DIRECT=1 npm run endpoint (Miniflare)", direct: true },
+])("$mode", ({ direct }) => {
+  let endpoint: Endpoint;
+  let client: EndpointClient;
 
-beforeAll(async () => {
-  endpoint = await startEndpoint();
-  client = new EndpointClient(endpoint.url, endpoint.adminToken);
-});
+  beforeAll(async () => {
+    endpoint = await startEndpoint({ direct });
+    client = new EndpointClient(endpoint.url, endpoint.adminToken);
+  });
 
-afterAll(async () => {
-  await endpoint?.close();
-});
+  afterAll(async () => {
+    await endpoint?.close();
+  });
 
-describe("npm run endpoint", () => {
   it("answers the legacy routes", async () => {
     const config = await client.register("e2e-legacy", "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });

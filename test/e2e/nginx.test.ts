@@ -34,7 +34,8 @@ let direct: EndpointClient;
 beforeAll(async () => {
   certs = makeCerts();
   // As compose runs it (docker/compose.yaml): TRUST_PROXY on, passed as --var TRUST_PROXY:true.
-  endpoint = await startEndpoint({ vars: { TRUST_PROXY: "true" } });
+  // As the container runs it: Miniflare directly (DIRECT=1), TRUST_PROXY behind nginx.
+  endpoint = await startEndpoint({ vars: { TRUST_PROXY: "true" }, direct: true });
   direct = new EndpointClient(endpoint.url, endpoint.adminToken);
   proxy = await startNginx({ upstream: `127.0.0.1:${endpoint.port}`, certs });
   started.push(proxy);

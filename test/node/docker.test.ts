@@ -142,6 +142,8 @@ describe("docker/Dockerfile", () => {
     expect(one("CMD").args).toBe('["node", "scripts/endpoint.mjs"]');
     expect(existsSync(join(ROOT, "scripts/endpoint.mjs"))).toBe(true);
     expect(dockerEnv.HOST).toBe("0.0.0.0");
+    // Miniflare directly, as test/e2e/nginx.test.ts runs it behind nginx.
+    expect(dockerEnv.DIRECT).toBe("1");
     expect(one("EXPOSE").args).toBe(dockerEnv.PORT);
     const volume = one("VOLUME").args;
     expect(dockerEnv.STATE_DIR!.startsWith(`${volume}/`)).toBe(true);

@@ -21,6 +21,8 @@ export type EndpointOptions = {
   port?: number;
   /** More wrangler dev flags (the benchmark's `--inspector-port`). */
   args?: string[];
+  /** Run it in Miniflare directly (`DIRECT=1 npm run endpoint`), as the container does. */
+  direct?: boolean;
 };
 
 export class Endpoint {
@@ -32,14 +34,16 @@ export class Endpoint {
   readonly devVars: string;
   readonly vars: Record<string, string>;
   readonly args: string[];
+  readonly direct: boolean;
   /** The running (or last) endpoint process. */
   proc: Proc | undefined;
 
-  constructor(port: number, vars: Record<string, string>, args: string[] = []) {
+  constructor(port: number, vars: Record<string, string>, args: string[] = [], direct = false) {
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
     this.vars = vars;
     this.args = args;
+    this.direct = direct;
     this.dir = mkdtempSync(join(tmpdir(), "iot-endpoint-"));
     this.stateDir = join(this.dir, "state");
     this.devVars = join(this.dir, ".dev.vars");
@@ -55,6 +59,7 @@ export class Endpoint {
         HOST: "127.0.0.1",
         STATE_DIR: this.stateDir,
         DEV_VARS: this.devVars,
+        DIRECT: this.direct ? "1" : "0",
         // The dashboard is built only if missing (`npm test` and the browser tests build it first).
         SKIP_BUILD: existsSync(join(ROOT, "dashboard/dist/index.html")) ? "1" : "0",
       },
@@ -112,7 +117,7 @@ export class Endpoint {
 
 /** A started endpoint; if it does not come up, the error says why and nothing is left running or on disk. */
 export async function startEndpoint(opts: EndpointOptions = {}): Promise<Endpoint> {
-  const endpoint = new Endpoint(opts.port ?? (await freePort()), opts.vars ?? {}, opts.args);
+  const endpoint = new Endpoint(opts.port ?? (await freePort()), opts.vars ?? {}, opts.args, opts.direct);
   try {
     await endpoint.start();
   } catch (err) {
