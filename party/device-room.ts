@@ -52,6 +52,8 @@ export const CLOSE = {
 const SNAPSHOT_READINGS = 120;
 /** Commands kept for the dashboard's history; older ones are pruned. */
 const KEEP_COMMANDS = 50;
+/** Rows per multi-row INSERT (4 bound values each; well under SQLite's and the runtime's parameter limits). */
+const INSERT_ROWS = 25;
 /** Legacy log lines are written together, at most this long after the reading was stored… */
 const LOG_FLUSH_MS = 50;
 /** …or as soon as this many wait. */
@@ -436,19 +438,26 @@ export class DeviceRoom extends Server<Env> {
       above = seq;
     }
     const knownFresh = above > 0;
-    if (knownFresh) this.#broadcastDashboards({ type: "readings", readings: offset ? readings.map((r) => ({ ...r, seq: offset + r.seq })) : readings });
     // No explicit transaction: every write of one event (this frame) is already one
     // implicit transaction, committed before the ack leaves (the output gate).
-    for (const r of readings) {
-      const seq = offset + r.seq;
-      const cursor = sql.exec(
-        "INSERT OR IGNORE INTO readings (seq, ts, temperature, scale) VALUES (?, ?, ?, ?)",
-        seq,
-        r.ts,
-        r.temperature,
-        r.scale,
-      );
-      if (cursor.rowsWritten > 0) fresh.push(offset ? { ...r, seq } : r);
+    if (knownFresh) {
+      for (const r of readings) fresh.push(offset ? { ...r, seq: offset + r.seq } : r);
+      this.#broadcastDashboards({ type: "readings", readings: fresh });
+      // All new: a few multi-row INSERTs instead of one statement per reading.
+      for (let i = 0; i < fresh.length; i += INSERT_ROWS) {
+        const rows = fresh.slice(i, i + INSERT_ROWS);
+        sql.exec(
+          `INSERT OR IGNORE INTO readings (seq, ts, temperature, scale) VALUES ${rows.map(() => "(?, ?, ?, ?)").join(", ")}`,
+          ...rows.flatMap((r) => [r.seq, r.ts, r.temperature, r.scale]),
+        );
+      }
+    } else {
+      // Some may be stored already (a resend, a gap filled): one by one, keeping the new.
+      for (const r of readings) {
+        const seq = offset + r.seq;
+        const cursor = sql.exec("INSERT OR IGNORE INTO readings (seq, ts, temperature, scale) VALUES (?, ?, ?, ?)", seq, r.ts, r.temperature, r.scale);
+        if (cursor.rowsWritten > 0) fresh.push(offset ? { ...r, seq } : r);
+      }
     }
     if (fresh.length === 0) return 0;
     fresh.sort((a, b) => a.seq - b.seq);

@@ -272,4 +272,23 @@ describe("DeviceRoom", () => {
     device.send({ type: "readings", readings: [reading(10)] });
     expect((await device.next((m) => m.type === "ack", 5_000, device.messages.length)).seq).toBe(10);
   });
+
+  it("stores a full frame of 500 new readings exactly and acks all of it", async () => {
+    const id = uniqueId();
+    await register(id);
+    const dash = await connectDashboard(id);
+    const device = await connectDevice(id);
+    const batch = Array.from({ length: 500 }, (_, i) => reading(i + 1, Math.round((60 + i / 7) * 100) / 100, i % 2 ? "C" : "F"));
+    device.send({ type: "readings", readings: batch });
+    await device.next((m) => m.type === "ack" && m.seq === 500);
+    await dash.next((m) => m.type === "readings" && m.readings.length === 500);
+    const { readings } = await json(await get(`/api/devices/${id}/readings?limit=1000`));
+    expect(readings).toEqual(batch);
+    // A resend of part of it plus new ones: only the new are stored and fanned out.
+    device.send({ type: "readings", readings: [...batch.slice(490), reading(501), reading(502)] });
+    await device.next((m) => m.type === "ack" && m.seq === 502);
+    const fanned = await dash.next((m) => m.type === "readings" && m.readings.some((r: any) => r.seq === 502));
+    expect(fanned.readings.map((r: any) => r.seq)).toEqual([501, 502]);
+    expect((await json(await get(`/api/devices/${id}`))).stored).toBe(502);
+  });
 });
