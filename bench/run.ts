@@ -37,6 +37,7 @@ const HELP = `npm run bench [-- options]
   --seconds S             fleet duration (default 20; quick 2)
   --burst N               burst readings, 1 device -> 10 dashboards (default 20000; quick 5000)
   --batch N               readings per burst frame, every target alike (default 100)
+  --window N              burst frames in flight (hub: unacked, MQTT: unwritten; default 8)
   --qos 0|1               MQTT QoS for Mosquitto (default 0)
   --hub-var NAME:VALUE    a Worker var for the hub, as wrangler dev --var (repeatable)
   --no-agent              skip measuring the agent's own cost
@@ -56,6 +57,7 @@ const { values: opts } = parseArgs({
     seconds: { type: "string" },
     burst: { type: "string" },
     batch: { type: "string" },
+    window: { type: "string" },
     qos: { type: "string" },
     "hub-var": { type: "string", multiple: true },
     "no-agent": { type: "boolean", default: false },
@@ -85,7 +87,7 @@ const config = {
     rateHz: num(opts.rate, 2, "rate"),
     seconds: num(opts.seconds, quick ? 2 : 20, "seconds"),
   },
-  burst: { readings: num(opts.burst, quick ? 5_000 : 20_000, "burst"), batch: num(opts.batch, 100, "batch"), window: 8, dashboards: 10 },
+  burst: { readings: num(opts.burst, quick ? 5_000 : 20_000, "burst"), batch: num(opts.batch, 100, "batch"), window: num(opts.window, 8, "window"), dashboards: 10 },
   storm: { devices: num(opts.devices, quick ? 30 : 100, "devices"), rateHz: num(opts.rate, 2, "rate"), warmMs: quick ? 1_000 : 3_000, afterMs: quick ? 1_500 : 10_000 },
   backfill: { readings: 3_600, batch: 500, dashboards: quick ? 3 : 5, liveHz: 1 },
   agentSeconds: quick ? 2 : 30,

@@ -343,7 +343,8 @@ export class DeviceRoom extends Server<Env> {
         return this.#onHello(connection, msg.stream, msg.oldest, msg.state);
       case "readings": {
         const offset = stream!.offset;
-        this.#storeReadings(msg.readings, offset);
+        // The frame's own text can go to the dashboards as it is (see #storeReadings).
+        this.#storeReadings(msg.readings, offset, typeof raw === "string" ? raw : undefined);
         return this.#sendTo(connection, { type: "ack", seq: this.#acked - offset });
       }
       case "result":
@@ -419,7 +420,13 @@ export class DeviceRoom extends Server<Env> {
   }
 
   /** Insert idempotently by seq, advance the ack, log, fan out what is new. Returns how many were new. */
-  #storeReadings(readings: Reading[], offset: number): number {
+  /**
+   * `frame`: the device's frame text, validated as `readings`. A validated
+   * device readings frame is also a valid dashboard `readings` message (the
+   * same two keys, the same strict readings), so when its seqs need no offset
+   * it is forwarded as received, not parsed data serialised again.
+   */
+  #storeReadings(readings: Reading[], offset: number, frame?: string): number {
     const sql = this.ctx.storage.sql;
     const fresh: Reading[] = [];
     // The usual frame: seqs rising, all above everything stored, so all new, known
@@ -442,7 +449,7 @@ export class DeviceRoom extends Server<Env> {
     // implicit transaction, committed before the ack leaves (the output gate).
     if (knownFresh) {
       for (const r of readings) fresh.push(offset ? { ...r, seq: offset + r.seq } : r);
-      this.#broadcastDashboards({ type: "readings", readings: fresh });
+      this.#broadcastDashboards(frame !== undefined && offset === 0 ? frame : { type: "readings", readings: fresh });
       // All new: a few multi-row INSERTs instead of one statement per reading.
       for (let i = 0; i < fresh.length; i += INSERT_ROWS) {
         const rows = fresh.slice(i, i + INSERT_ROWS);
@@ -475,9 +482,12 @@ export class DeviceRoom extends Server<Env> {
     const now = Date.now();
     this.#touch(now);
     if (this.settings.logReadings) {
+      // The old endpoint's line, byte for byte in its first four keys, then the device id:
+      // JSON.stringify of {temperature, scale, ipaddr, ts, id}, built with the constant part once.
+      const ipaddr = JSON.stringify(this.#ip ?? "");
+      const id = JSON.stringify(this.name);
       for (const r of fresh) {
-        // The old endpoint's line, byte for byte in its first four keys, then the device id.
-        this.#log(JSON.stringify({ temperature: r.temperature.toFixed(2), scale: r.scale, ipaddr: this.#ip ?? "", ts: r.ts, id: this.name }));
+        this.#log(`{"temperature":"${r.temperature.toFixed(2)}","scale":"${r.scale}","ipaddr":${ipaddr},"ts":${r.ts},"id":${id}}`);
       }
     }
     if (!knownFresh) this.#broadcastDashboards({ type: "readings", readings: fresh });
@@ -760,11 +770,11 @@ export class DeviceRoom extends Server<Env> {
    * index (partyserver tags each socket with ours): its getConnections() would
    * read every socket's attachment again, per message.
    */
-  #broadcastDashboards(msg: ToDashboardMessage): void {
+  #broadcastDashboards(msg: ToDashboardMessage | string): void {
     let text: string | undefined;
     for (const ws of this.ctx.getWebSockets("dashboard")) {
       if (ws.readyState !== WebSocket.OPEN) continue;
-      text ??= JSON.stringify(msg);
+      text ??= typeof msg === "string" ? msg : JSON.stringify(msg);
       try {
         ws.send(text);
       } catch {
