@@ -543,7 +543,7 @@ export class DeviceRoom extends Server<Env> {
     if (state.ip) this.#ip = state.ip;
     this.ctx.storage.kv.put("reported", state);
     this.#broadcastDashboards({ type: "state", desired: this.#desired, reported: state });
-    if (tellFleet) this.#pushFleet(true, { fw: state.fw, scale: state.scale, ip: this.#ip });
+    if (tellFleet) this.#pushFleet(true, { fw: state.fw, ip: this.#ip });
   }
 
   // -------------------------------------------------------------------------
@@ -799,7 +799,9 @@ export class DeviceRoom extends Server<Env> {
       lastSeen: this.#lastSeen,
       ip: this.#ip,
       fw: this.#reported?.fw ?? null,
-      scale: this.#reported?.scale ?? null,
+      // The unit of `temperature`: the latest reading's own, so a scale switch never pairs
+      // the new unit with a reading taken in the old one; the reported scale until a reading exists.
+      scale: latest?.scale ?? this.#reported?.scale ?? null,
       temperature: latest?.temperature ?? null,
       readingTs: latest?.ts ?? null,
       lastSeq: latest?.seq ?? null,

@@ -112,6 +112,7 @@ export const DeviceSummary = z.strictObject({
   lastSeen: Timestamp.nullable(),
   ip: z.string().nullable(),
   fw: z.string().nullable(),
+  /** The unit of `temperature` (the latest reading's scale; the device's reported scale before any reading). */
   scale: Scale.nullable(),
   temperature: z.number().nullable(),
   readingTs: Timestamp.nullable(),

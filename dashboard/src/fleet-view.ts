@@ -62,8 +62,7 @@ export class FleetView {
 
   /**
    * The watched device's newest reading, from its own room. The registry's copy is
-   * throttled (FLEET_PUSH_MS) and, just after a scale switch, can pair the new scale
-   * with the last reading taken in the old one; the list should agree with the big number.
+   * throttled (FLEET_PUSH_MS); the list should agree with the big number.
    */
   setLive(id: string, reading: Reading): void {
     if (id !== this.#selected) return;

@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { asAdmin, asDevice, call, connect, get, json, postJson, reading, register, uniqueId } from "./helpers";
+import { describe, expect, it, vi } from "vitest";
+import { asAdmin, asDevice, call, connect, connectDevice, get, json, postJson, reading, register, reportedState, uniqueId } from "./helpers";
 
 describe("GET /api/devices", () => {
   it("lists registered devices with their presence", async () => {
@@ -14,6 +14,29 @@ describe("GET /api/devices", () => {
       [a, "10.0.0.1", false],
       [b, "10.0.0.2", false],
     ]);
+  });
+});
+
+describe("GET /api/devices: temperature and scale", () => {
+  it("never pairs a new scale with a reading taken in the old one", async () => {
+    const id = uniqueId();
+    await register(id);
+    const device = await connectDevice(id);
+    device.send({ type: "readings", readings: [reading(1, 70.5, "F")] });
+    await device.next((m) => m.type === "ack" && m.seq === 1);
+    const fleetEntry = async () => (await json(await get("/api/devices"))).devices.find((d: any) => d.id === id);
+    await vi.waitFor(async () => expect(await fleetEntry()).toMatchObject({ temperature: 70.5, scale: "F" }));
+    // The operator switches to °C; the device applies it and reports C before its next reading.
+    const { id: cmdId } = await json(await postJson(`/api/devices/${id}/commands`, { cmd: "scale", scale: "C" }, asAdmin));
+    await device.next((m) => m.type === "command" && m.id === cmdId);
+    device.send({ type: "result", id: cmdId, ok: true, state: reportedState({ scale: "C", fw: "1.0.1" }) });
+    // The registry has heard the report (its firmware shows) and still pairs 70.5 with °F.
+    await vi.waitFor(async () => expect(await fleetEntry()).toMatchObject({ fw: "1.0.1" }));
+    expect(await fleetEntry()).toMatchObject({ temperature: 70.5, scale: "F" });
+    // The first reading in °C brings both along.
+    device.send({ type: "readings", readings: [reading(2, 21.4, "C")] });
+    await device.next((m) => m.type === "ack" && m.seq === 2);
+    await vi.waitFor(async () => expect(await fleetEntry()).toMatchObject({ temperature: 21.4, scale: "C" }));
   });
 });
 
