@@ -4,12 +4,17 @@
  * 60 s, so the URL is an async provider that asks `POST /api/tickets` each time
  * and uses the path the ticket names. Every incoming frame is parsed with its
  * schema from party/protocol.ts; a frame that does not parse is reported, not
- * guessed at.
+ * guessed at. A heartbeat (heartbeat.ts) finds sockets that look open and are not.
  */
 import { WebSocket as ReconnectingWebSocket } from "partysocket";
 import type { z } from "zod";
-import { parseFrame, type DashboardMessage } from "../../party/protocol";
+import { parseFrame, PING, PONG, type DashboardMessage } from "../../party/protocol";
 import { fetchTicket, HttpError, type TicketTarget } from "./api";
+import { Heartbeat } from "./heartbeat";
+
+/** Ping this often; a socket that returns nothing for SILENCE_MS is dropped and reopened. */
+const PING_EVERY_MS = 10_000;
+const SILENCE_MS = 25_000;
 
 export type ConnectionState =
   | { kind: "connecting" }
@@ -36,6 +41,7 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
   const stop = (reason: string) => {
     if (stopped) return;
     stopped = true;
+    heartbeat.stop();
     socket.close(1000, reason);
     opts.onState({ kind: "stopped", reason });
   };
@@ -62,11 +68,20 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
     maxEnqueuedMessages: 0,
   });
   opts.onState({ kind: "connecting" });
+  const heartbeat = new Heartbeat({
+    everyMs: PING_EVERY_MS,
+    silenceMs: SILENCE_MS,
+    ping: () => socket.readyState === socket.OPEN && socket.send(PING),
+    // Half-open: close it from our side (4000, as the rooms do) and let partysocket open a new one.
+    dead: () => !stopped && socket.reconnect(4000, "heartbeat timeout"),
+  });
 
   socket.addEventListener("open", () => {
+    heartbeat.start();
     if (!stopped) opts.onState({ kind: "connected" });
   });
   const lost = () => {
+    heartbeat.stop();
     if (!stopped) opts.onState({ kind: "reconnecting", attempt: Math.max(socket.retryCount, 1) });
   };
   socket.addEventListener("close", lost);
@@ -74,6 +89,8 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
   socket.addEventListener("message", (event: MessageEvent) => {
     // The rooms send JSON text only; parseFrame rejects anything else with a reason.
     const data: unknown = event.data;
+    heartbeat.heard();
+    if (data === PONG) return;
     const parsed = parseFrame(opts.schema, typeof data === "string" ? data : new ArrayBuffer(0));
     if (parsed.ok) opts.onMessage(parsed.value);
     else opts.onBadFrame?.(`${parsed.error.code}: ${parsed.error.message}`);
@@ -83,6 +100,7 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
     send: (msg) => !stopped && socket.readyState === socket.OPEN && socket.send(JSON.stringify(msg)),
     close: () => {
       stopped = true;
+      heartbeat.stop();
       socket.close(1000, "page closed the view");
     },
   };
