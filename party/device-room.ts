@@ -419,8 +419,10 @@ export class DeviceRoom extends Server<Env> {
     return stream;
   }
 
-  /** Insert idempotently by seq, advance the ack, log, fan out what is new. Returns how many were new. */
   /**
+   * Insert idempotently by seq, advance the ack, log, fan out what is new.
+   * Returns how many were new.
+   *
    * `frame`: the device's frame text, validated as `readings`. A validated
    * device readings frame is also a valid dashboard `readings` message (the
    * same two keys, the same strict readings), so when its seqs need no offset
