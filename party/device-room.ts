@@ -93,7 +93,7 @@ export class DeviceRoom extends Server<Env> {
   #logLines: string[] = [];
   #logTimer: ReturnType<typeof setTimeout> | undefined;
   /** The ack and lost count as last written, so an alarm writes them only when they moved. */
-  #persisted = { acked: -1, lost: -1 };
+  #persisted: { acked: number; lost: number };
   /** A command was inserted since the last prune (in memory: a wake prunes once, harmlessly). */
   #commandsAdded = true;
 
@@ -118,6 +118,7 @@ export class DeviceRoom extends Server<Env> {
     this.#reported = kv.get<ReportedState>("reported") ?? null;
     this.#acked = kv.get<number>("acked") ?? 0;
     this.#lost = kv.get<number>("lost") ?? 0;
+    this.#persisted = { acked: this.#acked, lost: this.#lost };
     this.#lastSeen = kv.get<number>("lastSeen") ?? null;
     this.#ip = kv.get<string>("ip") ?? null;
     this.#stored = sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM readings").one().n;

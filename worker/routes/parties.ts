@@ -11,7 +11,7 @@ import { Hono, type Context } from "hono";
 import { TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
 import { isOwnOrigin, sessionSecret } from "../auth";
-import type { AppEnv } from "../env";
+import { fleet, room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { verifyTicket, type TicketClaims } from "../tickets";
 
@@ -46,10 +46,9 @@ export const parties = new Hono<AppEnv>()
     const id = DeviceId.safeParse(c.req.param("id"));
     if (!id.success) throw new ApiError(400, "validation_failed", "invalid device id");
     const request = await admit(c, `device:${id.data}`);
-    // getByName: the room knows its name from ctx.id.name; no setName() round trip first.
-    return c.env.DEVICE_ROOM.getByName(id.data).fetch(request);
+    return room(c.env, id.data).fetch(request);
   })
   .get("/fleet/main", async (c) => {
     const request = await admit(c, "fleet");
-    return c.env.FLEET.getByName("main").fetch(request);
+    return fleet(c.env).fetch(request);
   });
