@@ -13,6 +13,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import mqtt, { type MqttClient } from "mqtt";
 import WebSocket from "ws";
+import { PING, PONG } from "../party/protocol";
 import { Samples } from "./lib/stats";
 
 export type Target =
@@ -49,7 +50,6 @@ export type WorkerResult = {
   /** Readings that came after a higher seq (a backfill's old readings after live ones). */
   outOfOrder: number;
   latency: Float64Array;
-  firstDeliveryAt: number;
   lastDeliveryAt: number;
   /** Readings each of this worker's devices sent (by device index). */
   sent: Record<number, number>;
@@ -76,7 +76,6 @@ function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     clearTimeout(timer),
   );
 }
-const PING = '{"type":"ping"}';
 const CONNECT_CONCURRENCY = 20;
 
 const plan = workerData as Plan;
@@ -190,9 +189,9 @@ class Device {
       this.#connected = true;
       // Heartbeats, as the agent sends them: a quiet device is closed as half-open after 15 s.
       this.#ping = setInterval(() => this.#ws?.readyState === WebSocket.OPEN && this.#ws.send(PING), 5_000);
-      // Whatever was not acked goes again, oldest first (the room stores each seq once).
-      const resend = this.#pending;
-      for (let i = 0; i < resend.length; i += plan.backlog.batch) this.#sendFrame(resend.slice(i, i + plan.backlog.batch), false);
+      // Whatever was not acked goes again, oldest first (the room stores each seq once);
+      // it stays pending until acked.
+      this.#sendBatched(this.#pending);
     } else if (t.kind === "mqtt") {
       this.#mqtt = await mqttConnect(t.url, `dev-${this.spec.id}`);
       this.#mqtt.on("close", () => this.#onClose());
@@ -216,14 +215,20 @@ class Device {
     if (plan.scenario === "storm" && droppedAt) phases[step].push(now() - droppedAt);
   }
 
+  /** A peer device back on line: what was made while it was away goes now, and is no longer pending. */
   #flushPending(): void {
     const pending = this.#pending;
     this.#pending = [];
-    for (let i = 0; i < pending.length; i += plan.backlog.batch) this.#sendFrame(pending.slice(i, i + plan.backlog.batch), false);
+    this.#sendBatched(pending);
+  }
+
+  /** Readings sent before, again, in frames of the backlog's batch size (their send times stay the first). */
+  #sendBatched(readings: Reading[]): void {
+    for (let i = 0; i < readings.length; i += plan.backlog.batch) this.#sendFrame(readings.slice(i, i + plan.backlog.batch), false);
   }
 
   #onHubMessage(text: string): void {
-    if (text === '{"type":"pong"}') return;
+    if (text === PONG) return;
     const msg = JSON.parse(text) as { type: string; seq?: number; code?: string; message?: string };
     if (msg.type === "ack") {
       this.#acked = Math.max(this.#acked, msg.seq!);
@@ -235,10 +240,8 @@ class Device {
     } else {
       return; // desired state, commands: not part of the load
     }
-    this.#inFlight = Math.max(0, this.#inFlight - 1);
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
+    // One reply (ack or error) per readings frame: one frame fewer in flight.
+    this.#settle();
   }
 
   #onClose(): void {
@@ -247,9 +250,9 @@ class Device {
   }
 
   /** Make readings now and send them (or keep them until the link is back). */
-  produce(count: number, ts?: number): void {
+  produce(count: number): void {
     const batch: Reading[] = [];
-    for (let i = 0; i < count; i++) batch.push(reading(++this.seq, ts));
+    for (let i = 0; i < count; i++) batch.push(reading(++this.seq));
     this.sent += count;
     if (!this.#connected) {
       // Made while the link is down: the hub device keeps them for the resend; a peer device for its reconnect.
@@ -259,7 +262,7 @@ class Device {
     this.#sendFrame(batch, true);
   }
 
-  /** Readings made earlier (the backfill's outbox): only remembered, sent by `drainBacklog`. */
+  /** Readings made earlier (the backfill's outbox): only made here, sent by `sendFrames`. */
   backlog(readings: number): Reading[] {
     const start = Date.now() - readings * 1000;
     const out: Reading[] = [];
@@ -302,11 +305,8 @@ class Device {
     for (let i = 0; i < readings.length; i += batch) {
       await this.room(window);
       while (!this.#connected) await sleep(10);
-      const frame = readings.slice(i, i + batch);
-      const at = now();
-      for (const r of frame) sendAt[this.spec.index * slots + r.seq] = at;
-      this.#sendFrame(frame, false);
-      if (plan.target.kind === "hub") this.#pending.push(...frame);
+      // Sent for the first time: its send time is now, and the hub device keeps it until acked.
+      this.#sendFrame(readings.slice(i, i + batch), true);
     }
   }
 
@@ -385,7 +385,6 @@ class Dashboard {
       if (r.seq < this.maxSeq) this.outOfOrder++;
       else this.maxSeq = r.seq;
       this.delivered++;
-      firstDeliveryAt ||= at;
       lastDeliveryAt = at;
       const sent = sendAt[d * slots + r.seq]!;
       if (plan.scenario === "backfill") {
@@ -418,7 +417,6 @@ class Dashboard {
 const latency = new Samples();
 const phases = { ticket: [] as number[], open: [] as number[], hello: [] as number[] };
 const recovered: Record<number, number> = {};
-let firstDeliveryAt = 0;
 let lastDeliveryAt = 0;
 let goAt = 0;
 let completeSent = false;
@@ -507,7 +505,6 @@ parentPort!.on("message", (msg: ToWorker) => {
           duplicates: dashboards.reduce((n, d) => n + d.duplicates, 0),
           outOfOrder: dashboards.reduce((n, d) => n + d.outOfOrder, 0),
           latency: values,
-          firstDeliveryAt,
           lastDeliveryAt,
           sent: Object.fromEntries(devices.map((d) => [d.spec.index, d.sent])),
           recovered,
