@@ -144,3 +144,11 @@ function send(connection: Connection, msg: ToFleetDashboardMessage | ReturnType<
     // Closed before we answered: nothing to tell it.
   }
 }
+
+/**
+ * The fleet registry shard that holds a device. Rooms and the Worker both
+ * reach the registry only through this, so the sharding lives in one place.
+ */
+export function fleetFor(env: Env, _deviceId: string): DurableObjectStub<FleetRegistry> {
+  return env.FLEET.get(env.FLEET.idFromName("main"));
+}

@@ -214,10 +214,23 @@ export const ErrorMessage = z.strictObject({
 });
 export type ErrorMessage = z.infer<typeof ErrorMessage>;
 
+/**
+ * How long the agent may hold live readings before sending them as one frame.
+ * 0: live, each reading the moment it is taken (a dashboard is watching).
+ * More: nobody watches, so the agent batches (one frame per `maxDelayMs`),
+ * and the room stores each frame as one chunk. Sent on hello and whenever a
+ * first dashboard opens or the last one closes.
+ */
+export const BatchingMessage = z.strictObject({
+  type: z.literal("batching"),
+  maxDelayMs: z.number().int().min(0).max(3_600_000),
+});
+
 export const ToDeviceMessage = z.discriminatedUnion("type", [
   AckMessage,
   DesiredMessage,
   CommandMessage,
+  BatchingMessage,
   ErrorMessage,
 ]);
 export type ToDeviceMessage = z.infer<typeof ToDeviceMessage>;
@@ -365,6 +378,35 @@ export const CommandRequest = z.discriminatedUnion("cmd", [
   IntervalCommand.extend({ id: CommandId.optional() }),
 ]);
 export type CommandRequest = z.infer<typeof CommandRequest>;
+
+/**
+ * `GET /api/devices/:id/stats`: what the room did since it last started (in
+ * memory; a wake from hibernation starts afresh). The bench reads these to
+ * report rows written per reading and requests per reading.
+ */
+export const RoomStats = z.strictObject({
+  since: Timestamp,
+  /** Readings newly stored (duplicates not counted). */
+  readingsStored: z.number().int().min(0),
+  /** SQLite rows written (inserts, updates, deletes; KV puts count one each), as Cloudflare bills them. */
+  rowsWritten: z.number().int().min(0),
+  /** Group commits of readings (each one write transaction). */
+  commits: z.number().int().min(0),
+  /** Alarm invocations (each a billed request). */
+  alarms: z.number().int().min(0),
+  /** WebSocket frames received (device and dashboards; billed 1 request per 20). */
+  framesIn: z.number().int().min(0),
+  /** RPC calls and HTTP requests into the room (each a billed request). */
+  calls: z.number().int().min(0),
+  /** Dashboards watching now, and the batching delay the device was last told. */
+  watchers: z.number().int().min(0),
+  batchingMs: z.number().int().min(0),
+});
+export type RoomStats = z.infer<typeof RoomStats>;
+
+/** `PUT /api/devices/:id/batching`: how long an unwatched device may hold readings (0: always live). */
+export const BatchingRequest = z.strictObject({ unwatchedMs: z.number().int().min(0).max(3_600_000) });
+export type BatchingRequest = z.infer<typeof BatchingRequest>;
 
 export const ApiError = z.strictObject({
   error: z.strictObject({ code: z.string(), message: z.string() }),
