@@ -25,6 +25,10 @@ export default defineConfig({
                 HEARTBEAT_MS: "300",
                 HEARTBEAT_TIMEOUT_MS: "900",
                 COMMAND_TIMEOUT_MS: "800",
+                // Presence checked every 300 ms watched or not; a group waits at most 150 ms.
+                PRESENCE_CHECK_MS: "300",
+                UNWATCHED_CHECK_MS: "300",
+                GROUP_COMMIT_MS: "150",
                 FLEET_PUSH_MS: "0",
                 LOG_READINGS: "false",
                 // Low enough that the flood test goes past it quickly; the fuzz test paces itself under it.

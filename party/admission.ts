@@ -13,6 +13,13 @@ export const TICKET_HEADERS = {
   iat: "x-iot-ticket-iat",
 } as const;
 
+/**
+ * A device that opened its socket with its token (no ticket): the Worker puts
+ * the token's SHA-256 here, and the room compares it with its own. The Worker
+ * deletes any client-sent value first, on every path.
+ */
+export const CREDENTIAL_HEADER = "x-iot-credential-sha256";
+
 export type Admission = { role: string; sub: string; nonce: string; exp: number; iat: number };
 
 export function ensureNonceTable(sql: SqlStorage): void {

@@ -10,7 +10,16 @@ export type RoomSettings = {
   /** The agent pings every `heartbeatMs`; silence longer than this means a half-open socket. */
   heartbeatMs: number;
   heartbeatTimeoutMs: number;
-  heartbeatCheckMs: number;
+  /** How often the room checks heartbeats while a dashboard watches (an alarm; each is a billed request). */
+  presenceCheckMs: number;
+  /** The same while nobody watches: presence can be lazier when nobody looks. */
+  unwatchedCheckMs: number;
+  /** Pending readings are committed at most this long after the first of them arrived… */
+  groupCommitMs: number;
+  /** …or as soon as this many are pending. */
+  groupCommitReadings: number;
+  /** How long an unwatched device may hold readings before sending them (per-device override in the room). */
+  unwatchedBatchMs: number;
   commandTimeoutMs: number;
   /** Readings kept per device (by seq), oldest deleted first. */
   retainReadings: number;
@@ -36,8 +45,13 @@ export function roomSettings(env: Env): RoomSettings {
     defaultIntervalMs: int(env.DEFAULT_INTERVAL_MS, 1_000, "DEFAULT_INTERVAL_MS"),
     heartbeatMs,
     heartbeatTimeoutMs,
-    // Check a few times per timeout window so a dead socket is found within ~1.3× the timeout.
-    heartbeatCheckMs: Math.max(250, Math.floor(heartbeatTimeoutMs / 3)),
+    // Watched: a half-open socket is found within timeout + check (15 + 10 s by default); the
+    // same alarm commits the group, so the two cadences are one alarm, not two.
+    presenceCheckMs: Math.max(50, int(env.PRESENCE_CHECK_MS, 10_000, "PRESENCE_CHECK_MS")),
+    unwatchedCheckMs: Math.max(50, int(env.UNWATCHED_CHECK_MS, 300_000, "UNWATCHED_CHECK_MS")),
+    groupCommitMs: int(env.GROUP_COMMIT_MS, 10_000, "GROUP_COMMIT_MS"),
+    groupCommitReadings: Math.max(1, int(env.GROUP_COMMIT_READINGS, 500, "GROUP_COMMIT_READINGS")),
+    unwatchedBatchMs: Math.min(3_600_000, int(env.UNWATCHED_BATCH_MS, 120_000, "UNWATCHED_BATCH_MS")),
     commandTimeoutMs: int(env.COMMAND_TIMEOUT_MS, 10_000, "COMMAND_TIMEOUT_MS"),
     retainReadings: int(env.RETAIN_READINGS, 7 * 24 * 3600, "RETAIN_READINGS"),
     fleetPushMs: int(env.FLEET_PUSH_MS, 2_000, "FLEET_PUSH_MS"),

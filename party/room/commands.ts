@@ -1,0 +1,101 @@
+/**
+ * Commands: what operators asked a device to do, with their lifecycle
+ * queued → delivered → applied / failed / timed-out. One row per command,
+ * the latest KEEP_COMMANDS kept for the dashboard's history.
+ */
+import type { CommandBody, CommandRecord, CommandStatus } from "../protocol";
+import type { Meter } from "./meter";
+
+/** Commands kept for the dashboard's history; older ones are pruned. */
+export const KEEP_COMMANDS = 50;
+
+type CommandRow = { id: string; body: string; status: string; error: string | null; created: number; updated: number };
+
+export class CommandsStore {
+  readonly #sql: SqlStorage;
+  readonly #meter: Meter;
+  /** A command was inserted since the last prune (in memory: a wake prunes once, harmlessly). */
+  #added = true;
+
+  constructor(sql: SqlStorage, meter: Meter) {
+    this.#sql = sql;
+    this.#meter = meter;
+    sql.exec(`CREATE TABLE IF NOT EXISTS commands (
+      id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+      created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL)`);
+  }
+
+  get(id: string): CommandRecord | undefined {
+    const row = this.#sql
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands WHERE id = ?", id)
+      .toArray()[0];
+    return row && commandFromRow(row);
+  }
+
+  /** Newest first. */
+  recent(): CommandRecord[] {
+    return this.#sql
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands ORDER BY created DESC, rowid DESC LIMIT ?", KEEP_COMMANDS)
+      .toArray()
+      .map(commandFromRow);
+  }
+
+  /** Oldest first: the order they go to a device that reconnects. */
+  queued(): CommandRecord[] {
+    return this.recent().filter((c) => c.status === "queued").reverse();
+  }
+
+  insert(id: string, command: CommandBody, now: number, deadline: number): void {
+    this.#meter.wrote(
+      this.#sql.exec(
+        "INSERT INTO commands (id, body, status, error, created, updated, deadline) VALUES (?, ?, 'queued', NULL, ?, ?, ?)",
+        id,
+        JSON.stringify(command),
+        now,
+        now,
+        deadline,
+      ),
+    );
+    this.#added = true;
+  }
+
+  setStatus(id: string, status: CommandStatus, error: string | undefined, now: number): CommandRecord | undefined {
+    this.#meter.wrote(
+      this.#sql.exec("UPDATE commands SET status = ?, error = ?, updated = ? WHERE id = ?", status, error ?? null, now, id),
+    );
+    return this.get(id);
+  }
+
+  /** Ids of commands still waiting for the device past their deadline. */
+  overdue(now: number): string[] {
+    return this.#sql
+      .exec<{ id: string }>("SELECT id FROM commands WHERE status IN ('queued', 'delivered') AND deadline <= ?", now)
+      .toArray()
+      .map((r) => r.id);
+  }
+
+  /** The earliest deadline of a command still waiting, or null. */
+  nextDeadline(): number | null {
+    return this.#sql.exec<{ d: number | null }>("SELECT MIN(deadline) AS d FROM commands WHERE status IN ('queued', 'delivered')").one().d;
+  }
+
+  /** Keep only the latest commands (only after new ones came: otherwise nothing to prune). */
+  prune(): void {
+    if (!this.#added) return;
+    this.#added = false;
+    this.#meter.wrote(
+      this.#sql.exec("DELETE FROM commands WHERE id NOT IN (SELECT id FROM commands ORDER BY created DESC, rowid DESC LIMIT ?)", KEEP_COMMANDS),
+    );
+  }
+}
+
+function commandFromRow(row: CommandRow): CommandRecord {
+  return {
+    id: row.id,
+    command: JSON.parse(row.body) as CommandBody, // written by insert() from a parsed CommandBody
+    status: row.status as CommandStatus,
+    ...(row.error ? { error: row.error } : {}),
+    createdAt: row.created,
+    updatedAt: row.updated,
+  };
+}

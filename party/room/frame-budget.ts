@@ -1,0 +1,42 @@
+/**
+ * A token bucket per connection: `rate` frames a second with bursts of
+ * `burst`. Over budget, a frame is refused (the agent resends unacked
+ * readings, so nothing is lost); a sender that keeps going to twice the
+ * burst past it should be closed. In memory: a wake from hibernation starts
+ * every bucket afresh, which only ever errs toward letting frames in.
+ */
+export type Verdict = "ok" | "refuse" | "refuse-and-warn" | "close";
+
+type Bucket = { tokens: number; at: number; warned: number };
+
+export class FrameBudget {
+  readonly #rate: number;
+  readonly #burst: number;
+  #buckets = new Map<string, Bucket>();
+
+  constructor(rate: number, burst: number) {
+    this.#rate = rate;
+    this.#burst = burst;
+  }
+
+  /** Spend one frame for `id`. "refuse-and-warn" at most once a second per connection. */
+  spend(id: string, now: number): Verdict {
+    let bucket = this.#buckets.get(id);
+    if (!bucket) {
+      bucket = { tokens: this.#burst, at: now, warned: 0 };
+      this.#buckets.set(id, bucket);
+    }
+    bucket.tokens = Math.min(this.#burst, bucket.tokens + ((now - bucket.at) / 1000) * this.#rate);
+    bucket.at = now;
+    bucket.tokens -= 1;
+    if (bucket.tokens >= 0) return "ok";
+    if (bucket.tokens < -this.#burst) return "close";
+    if (now - bucket.warned < 1000) return "refuse";
+    bucket.warned = now;
+    return "refuse-and-warn";
+  }
+
+  forget(id: string): void {
+    this.#buckets.delete(id);
+  }
+}
