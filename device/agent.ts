@@ -121,6 +121,7 @@ export class Agent {
     clearTimeout(this.#sampleTimer);
     await this.#sampling;
     // Give the room a moment to ack the last readings, so a clean stop leaves an empty outbox.
+    this.#sender.drain();
     const deadline = Date.now() + DRAIN_MS;
     while (this.#link?.up && this.#outbox.size > 0 && Date.now() < deadline) await sleep(50);
     this.#link?.close();
@@ -220,14 +221,14 @@ export class Agent {
     let reregister = false;
     this.#link = new Link({
       url,
-      ticket: async () => {
+      token: this.config.token,
+      prepare: async () => {
         // After a lost link, register again before the next socket: an endpoint that came back
         // with fresh state learns this device (and its address) again, as the old agent's restarts did.
         if (reregister) {
           this.#applyRegistration((await this.client.config()).config);
           reregister = false;
         }
-        return (await this.client.ticket()).ticket;
       },
       // A nonsensical heartbeat from the endpoint must not turn into a busy loop or a blind link.
       heartbeatMs: Math.min(60_000, Math.max(250, heartbeatMs)),
@@ -258,6 +259,11 @@ export class Agent {
       case "desired":
         if (this.#applyDesired(msg.state)) this.#sender.report();
         return;
+      case "batching":
+        if (msg.maxDelayMs !== this.#sender.batchMs) {
+          this.#log.info(msg.maxDelayMs === 0 ? "Watched: sending live" : `Unwatched: sending every ${msg.maxDelayMs / 1000} s`);
+        }
+        return this.#sender.onBatching(msg.maxDelayMs);
       case "command": {
         this.#applyDesired(applyCommand(this.#desired, msg.command));
         this.#log.info(LINES.commandApplied(msg.id, msg.command));

@@ -1,10 +1,13 @@
 /**
  * The one long-lived WebSocket to the device's room, through partysocket.
  *
- *  - Every (re)connect asks for a fresh 60-second ticket: partysocket calls
- *    `query()` before each attempt, and that is also where the capped
- *    exponential backoff with jitter is waited (partysocket's own delay is
- *    set to 0, so there is one backoff, ours, with jitter).
+ *  - Every (re)connect presents the device token on the upgrade request
+ *    (`Authorization: Bearer`, a header: never in a URL a proxy logs), so a
+ *    reconnect is one round trip; the room checks it in the same hop. (A
+ *    `ticket` per connection in the query remains possible, for endpoints
+ *    that want it.) partysocket calls `query()` before each attempt, and that
+ *    is where the capped exponential backoff with jitter is waited
+ *    (partysocket's own delay is set to 0, so there is one backoff, ours).
  *  - Nothing is queued inside partysocket (`maxEnqueuedMessages: 0`): the
  *    outbox is the queue, and `hello` must be the first frame of a connection.
  *  - Heartbeat: PING every `heartbeatMs`; the room's runtime answers PONG. Any
@@ -13,8 +16,9 @@
  *    closed and reconnected instead of waiting for TCP to notice, which can
  *    take many minutes.
  *
- * Uses Node 22's built-in WebSocket (undici): no runtime dependency, and the
- * ticket rides in the query string, so no custom headers are needed.
+ * Uses Node 22's built-in WebSocket (undici): no runtime dependency; its
+ * constructor takes `{headers}` (an undici extension), which is how the token
+ * rides on the upgrade.
  */
 import { PartySocket } from "partysocket";
 import { PING, PONG, ToDeviceMessage, parseFrame, type DeviceMessage } from "../party/protocol.ts";
@@ -27,7 +31,12 @@ export const MISSED_HEARTBEATS = 3;
 export type LinkOptions = {
   /** ws:// or wss:// URL of the device's room, without query. */
   url: URL;
-  ticket: () => Promise<string>;
+  /** Sent as `Authorization: Bearer <token>` on every upgrade. */
+  token?: string;
+  /** Or a fresh ticket per connection, in the query. */
+  ticket?: () => Promise<string>;
+  /** Run before each attempt, after the backoff (e.g. register again); a throw fails the attempt. */
+  prepare?: () => Promise<void>;
   heartbeatMs: number;
   backoff: Backoff;
   log: Logger;
@@ -39,6 +48,16 @@ export type LinkOptions = {
   WebSocket?: unknown;
   now?: () => number;
 };
+
+/** Node's WebSocket (undici), with headers on the upgrade request. */
+function withHeaders(headers: Record<string, string>): typeof WebSocket {
+  return class extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[] | WebSocketInit) {
+      const init = typeof protocols === "object" && !Array.isArray(protocols) ? protocols : { protocols };
+      super(url, { ...init, headers: { ...(init.headers as Record<string, string> | undefined), ...headers } });
+    }
+  };
+}
 
 export class Link {
   #opts: LinkOptions;
@@ -63,14 +82,15 @@ export class Link {
       query: async () => {
         await sleep(backoffDelay(this.#socket.retryCount, opts.backoff));
         try {
-          return { ticket: await opts.ticket() };
+          await opts.prepare?.();
+          return opts.ticket ? { ticket: await opts.ticket() } : {};
         } catch (err) {
           // partysocket reports this attempt as a bare close/error event; keep the real reason for the log line.
           this.#pendingWhy = errorText(err);
           throw err;
         }
       },
-      WebSocket: opts.WebSocket ?? globalThis.WebSocket,
+      WebSocket: opts.WebSocket ?? (opts.token ? withHeaders({ authorization: `Bearer ${opts.token}` }) : globalThis.WebSocket),
       maxEnqueuedMessages: 0,
       minReconnectionDelay: 0,
       maxReconnectionDelay: 0,

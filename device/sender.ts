@@ -9,11 +9,24 @@
  * filled the gap, and nothing is stored twice. Backlog flow is bounded by a
  * window of unacked readings, so a week of backlog is streamed, not dumped
  * into the socket's buffer.
+ *
+ * Two things the room's group commit asks of the sender:
+ *  - Batching: while nobody watches, the room says `batching` with a delay;
+ *    live readings are then held (they are already in the outbox) and sent
+ *    as one frame per delay, which the room stores as one chunk. `batching`
+ *    0 (a dashboard opened) sends what is held at once and goes live again.
+ *  - Acks come after a group commit, not per frame, and a room evicted
+ *    between a live forward and its commit forgets what it had not written
+ *    while the socket stays open. So if nothing sent has been acked for
+ *    ACK_TIMEOUT_MS, everything unacked is sent again from the ack on; the
+ *    room stores by seq, so a resend is never stored twice.
  */
 import { LIMITS, type DeviceMessage, type Reading, type ReportedState } from "../party/protocol.ts";
 
 /** Backlog readings sent and not yet acked, at most. */
 export const BACKLOG_WINDOW = 2 * LIMITS.maxBatch;
+/** No ack progress for this long while readings are outstanding: resend them (the room commits within ~10 s). */
+export const ACK_TIMEOUT_MS = 30_000;
 
 /** The part of the outbox the sender reads. */
 export interface OutboxView {
@@ -28,6 +41,8 @@ export type SenderOptions = {
   outbox: OutboxView;
   send: (msg: DeviceMessage) => boolean;
   state: () => ReportedState;
+  ackTimeoutMs?: number;
+  now?: () => number;
 };
 
 export class Sender {
@@ -41,11 +56,30 @@ export class Sender {
   #cursor = 0;
   /** Readings from this seq on are sent live; below it they are backlog. */
   #liveFrom = 1;
+  /** Highest seq sent on this connection (live or backlog). */
+  #sent = 0;
+  /** Since when something sent has waited for an ack with no progress (null: nothing outstanding). */
+  #waitingSince: number | null = null;
+  #ackTimeoutMs: number;
+  #now: () => number;
+  #ackTimer: ReturnType<typeof setInterval> | undefined;
+  /** How long live readings may be held (0: live), as the room last said. */
+  #batchMs = 0;
+  /** Live readings held while batching, in seq order. */
+  #held: Reading[] = [];
+  #batchTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(opts: SenderOptions) {
     this.#outbox = opts.outbox;
     this.#send = opts.send;
     this.#state = opts.state;
+    this.#ackTimeoutMs = opts.ackTimeoutMs ?? ACK_TIMEOUT_MS;
+    this.#now = opts.now ?? Date.now;
+  }
+
+  /** The room's batching delay (0: live). */
+  get batchMs(): number {
+    return this.#batchMs;
   }
 
   get connected(): boolean {
@@ -58,11 +92,23 @@ export class Sender {
     this.#liveFrom = this.#outbox.next;
     this.#acked = 0;
     this.#cursor = 0;
+    this.#sent = 0;
+    this.#waitingSince = null;
+    // Live until the room says otherwise (it does right after hello).
+    this.#batchMs = 0;
+    this.#ackTimer ??= setInterval(() => this.checkAcks(), Math.max(50, Math.floor(this.#ackTimeoutMs / 3)));
+    this.#ackTimer.unref?.();
     this.hello();
   }
 
   onClose(): void {
     this.#connected = false;
+    // Held readings are in the outbox: they go as backlog on the next connection.
+    this.#held = [];
+    clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    clearInterval(this.#ackTimer);
+    this.#ackTimer = undefined;
   }
 
   /**
@@ -84,7 +130,13 @@ export class Sender {
 
   /** Every seq ≤ `seq` is stored: prune, and send more backlog. */
   onAck(seq: number): void {
-    if (seq > this.#acked) this.#acked = seq;
+    if (seq > this.#acked) {
+      this.#acked = seq;
+      // Progress: the clock for the rest starts again (or stops, if nothing is outstanding).
+      this.#waitingSince = this.#sent > seq ? this.#now() : null;
+    } else if (this.#sent <= this.#acked) {
+      this.#waitingSince = null;
+    }
     this.#outbox.ack(seq);
     this.pump();
   }
@@ -92,8 +144,44 @@ export class Sender {
   /** A reading was just appended to the outbox. */
   onReading(reading: Reading): void {
     if (!this.#connected || reading.seq < this.#liveFrom) return;
+    if (this.#batchMs > 0) {
+      this.#held.push(reading);
+      if (this.#held.length >= LIMITS.maxBatch) this.#sendHeld();
+      else this.#batchTimer ??= setTimeout(() => this.#sendHeld(), this.#batchMs);
+      return;
+    }
     // Not sent (the link just went down): it stays in the outbox and goes as backlog next time.
-    this.#send({ type: "readings", readings: [reading] });
+    this.#sendReadings([reading]);
+  }
+
+  /** The room's `batching`: hold live readings up to `maxDelayMs` (0: send what is held now, then live). */
+  onBatching(maxDelayMs: number): void {
+    this.#batchMs = maxDelayMs;
+    if (maxDelayMs === 0) this.#sendHeld();
+  }
+
+  /** Stopping: send what is held and ask the room to commit now, so the ack comes before we go. */
+  drain(): void {
+    if (!this.#connected) return;
+    this.#sendHeld();
+    this.#send({ type: "flush" });
+  }
+
+  /**
+   * Called now and then (a timer while connected): after ACK_TIMEOUT_MS with
+   * no ack progress, resend everything unacked from the ack on, as backlog.
+   */
+  checkAcks(): void {
+    if (!this.#connected || this.#waitingSince === null) return;
+    if (this.#now() - this.#waitingSince < this.#ackTimeoutMs) return;
+    this.#waitingSince = null;
+    this.#liveFrom = this.#outbox.next;
+    this.#cursor = this.#acked;
+    this.#sent = this.#acked;
+    this.#held = [];
+    clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    this.pump();
   }
 
   report(): void {
@@ -112,11 +200,27 @@ export class Sender {
         this.#cursor = end;
         return;
       }
-      if (!this.#send({ type: "readings", readings: batch })) {
+      if (!this.#sendReadings(batch)) {
         this.#connected = false;
         return;
       }
       this.#cursor = batch[batch.length - 1]!.seq;
     }
+  }
+
+  #sendHeld(): void {
+    clearTimeout(this.#batchTimer);
+    this.#batchTimer = undefined;
+    const held = this.#held;
+    this.#held = [];
+    for (let i = 0; i < held.length; i += LIMITS.maxBatch) this.#sendReadings(held.slice(i, i + LIMITS.maxBatch));
+  }
+
+  #sendReadings(readings: Reading[]): boolean {
+    if (!this.#send({ type: "readings", readings })) return false;
+    const last = readings[readings.length - 1]!.seq;
+    if (last > this.#sent) this.#sent = last;
+    this.#waitingSince ??= this.#now();
+    return true;
   }
 }

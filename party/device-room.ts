@@ -370,6 +370,9 @@ export class DeviceRoom extends Server<Env> {
         return this.#onCommandResult(msg.id, msg.ok, msg.error, msg.state, now);
       case "report":
         return this.#setReported(msg.state, now);
+      case "flush":
+        if (this.#readings.pendingCount > 0) return this.#commitAndAck(now);
+        return sendTo(connection, this.#ack(stream!.offset));
     }
   }
 

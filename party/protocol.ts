@@ -23,6 +23,8 @@ export const LIMITS = {
   maxBatch: 500,
   /** Readings one `GET …/readings` answers at most. */
   maxReadingsPage: 5000,
+  /** Devices one `GET /api/devices` page answers at most (each registry shard is asked for this many). */
+  maxDevicesPage: 500,
   /** Plausible sensor range, °F or °C (TMP102: −55 °C … +150 °C ≈ −67 °F … 302 °F). */
   minTemperature: -100,
   maxTemperature: 400,
@@ -174,11 +176,19 @@ export const DeviceReport = z.strictObject({
   state: ReportedState,
 });
 
+/**
+ * The agent is stopping (or wants its ack now): the room commits what is
+ * pending at once and acks, instead of at the group's deadline, so a clean
+ * stop leaves an empty outbox.
+ */
+export const DeviceFlush = z.strictObject({ type: z.literal("flush") });
+
 export const DeviceMessage = z.discriminatedUnion("type", [
   DeviceHello,
   DeviceReadings,
   DeviceCommandResult,
   DeviceReport,
+  DeviceFlush,
 ]);
 export type DeviceMessage = z.infer<typeof DeviceMessage>;
 
@@ -293,21 +303,6 @@ export const ToDashboardMessage = z.discriminatedUnion("type", [
 export type ToDashboardMessage = z.infer<typeof ToDashboardMessage>;
 
 // ---------------------------------------------------------------------------
-// Fleet registry → dashboard (`/parties/fleet/main`)
-// ---------------------------------------------------------------------------
-
-export const FleetSnapshotMessage = z.strictObject({
-  type: z.literal("fleet"),
-  devices: z.array(DeviceSummary),
-});
-export const FleetDeviceMessage = z.strictObject({
-  type: z.literal("device"),
-  device: DeviceSummary,
-});
-export const ToFleetDashboardMessage = z.discriminatedUnion("type", [FleetSnapshotMessage, FleetDeviceMessage]);
-export type ToFleetDashboardMessage = z.infer<typeof ToFleetDashboardMessage>;
-
-// ---------------------------------------------------------------------------
 // REST bodies and answers
 // ---------------------------------------------------------------------------
 
@@ -371,6 +366,27 @@ export const ReadingsQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(LIMITS.maxReadingsPage).default(1000),
 });
 export type ReadingsQuery = z.infer<typeof ReadingsQuery>;
+
+/**
+ * `GET /api/devices`: a page of the fleet in id order. `cursor` is the last id
+ * of the previous page (the answer's `next`); `q` keeps ids that contain it
+ * (case-insensitive, so a prefix works too); `online` keeps one presence.
+ */
+export const DevicesQuery = z.strictObject({
+  cursor: DeviceId.optional(),
+  limit: z.coerce.number().int().min(1).max(LIMITS.maxDevicesPage).default(100),
+  q: z.string().max(64).regex(/^[A-Za-z0-9._-]*$/, "q: up to 64 of A-Z a-z 0-9 . _ -").optional(),
+  online: z.enum(["true", "false"]).transform((v) => v === "true").optional(),
+});
+export type DevicesQuery = z.infer<typeof DevicesQuery>;
+
+/** Its answer: `next` is the cursor of the following page (null on the last); `total` counts every match. */
+export const DevicesPage = z.strictObject({
+  devices: z.array(DeviceSummary),
+  next: DeviceId.nullable(),
+  total: z.number().int().min(0),
+});
+export type DevicesPage = z.infer<typeof DevicesPage>;
 
 /** `POST /api/devices/:id/commands`: `{cmd: "scale", scale: "C"}`, the id optional (the room makes one). */
 export const CommandRequest = z.discriminatedUnion("cmd", [

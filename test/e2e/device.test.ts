@@ -59,7 +59,8 @@ describe("device agent end to end", () => {
     // 1. Stream a while.
     // Short heartbeats and a 200 ms default sample interval keep the test short; no per-reading log lines.
     ep = await startEndpoint({
-      vars: { HEARTBEAT_MS: "500", HEARTBEAT_TIMEOUT_MS: "1500", DEFAULT_INTERVAL_MS: String(SAMPLE_MS), LOG_READINGS: "false" },
+      // Nobody watches in this test, so the agent batches: one frame a second here, not two a minute.
+      vars: { HEARTBEAT_MS: "500", HEARTBEAT_TIMEOUT_MS: "1500", DEFAULT_INTERVAL_MS: String(SAMPLE_MS), LOG_READINGS: "false", UNWATCHED_BATCH_MS: "1000" },
     });
     client = new EndpointClient(ep.url, ep.adminToken);
     token = await client.token(id);
