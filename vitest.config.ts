@@ -29,6 +29,8 @@ export default defineConfig({
                 PRESENCE_CHECK_MS: "300",
                 UNWATCHED_CHECK_MS: "300",
                 GROUP_COMMIT_MS: "150",
+                // Small enough for a test to reach it with three frames.
+                RETAIN_READINGS: "1000",
                 FLEET_PUSH_MS: "0",
                 LOG_READINGS: "false",
                 // Low enough that the flood test goes past it quickly; the fuzz test paces itself under it.
