@@ -1,4 +1,4 @@
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { DeviceMessage, type ReportedState } from "../../../party/protocol.ts";
 import { applyCommand, rejectInvalidCommand } from "../../../device/commands.ts";
 import { Outbox } from "../../../device/outbox.ts";
@@ -7,7 +7,7 @@ import { memoryLogger } from "./fakes.ts";
 
 const state: ReportedState = { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" };
 
-function setup(backlog: number, maxReadings?: number) {
+function setup(backlog: number, maxReadings?: number, clock?: { now: number }) {
   const outbox = new Outbox(":memory:", { log: memoryLogger(), maxReadings });
   for (let i = 0; i < backlog; i++) outbox.append({ ts: 1_700_000_000_000 + i, temperature: 70, scale: "F" });
   const sent: DeviceMessage[] = [];
@@ -17,6 +17,7 @@ function setup(backlog: number, maxReadings?: number) {
     // Every frame must be one the room accepts.
     send: (msg) => (linkUp ? (sent.push(DeviceMessage.parse(msg)), true) : false),
     state: () => state,
+    ...(clock ? { now: () => clock.now, ackTimeoutMs: 30_000 } : {}),
   });
   const readingSeqs = () => sent.flatMap((m) => (m.type === "readings" ? m.readings.map((r) => r.seq) : []));
   const live = () => outbox.append({ ts: Date.now(), temperature: 71, scale: "F" });
@@ -88,6 +89,64 @@ describe("sender", () => {
     expect(outbox.oldest).toBe(2);
     sender.hello();
     expect(sent[0]).toMatchObject({ type: "hello", oldest: 2 });
+  });
+});
+
+describe("sender and the room's group commit", () => {
+  afterEach(() => vi.useRealTimers());
+
+  it("holds live readings while the room says batching, sends them as one frame after the delay, and goes live at batching 0", () => {
+    vi.useFakeTimers();
+    const { sender, sent, live } = setup(0);
+    sender.onOpen();
+    sender.onBatching(60_000);
+    for (let i = 0; i < 5; i++) sender.onReading(live());
+    expect(sent.filter((m) => m.type === "readings")).toHaveLength(0);
+    vi.advanceTimersByTime(60_000);
+    const frames = sent.filter((m) => m.type === "readings");
+    expect(frames.map((f) => f.readings.map((r) => r.seq))).toEqual([[1, 2, 3, 4, 5]]);
+    sender.onReading(live());
+    sender.onReading(live());
+    // A dashboard opened: what is held goes at once, and from then on each reading alone.
+    sender.onBatching(0);
+    sender.onReading(live());
+    expect(sent.filter((m) => m.type === "readings").map((f) => f.readings.map((r) => r.seq))).toEqual([[1, 2, 3, 4, 5], [6, 7], [8]]);
+    sender.onClose();
+  });
+
+  it("resends everything unacked after the ack time-out (a room evicted before its commit), and not before", () => {
+    const clock = { now: 1_000_000 };
+    const { sender, sent, readingSeqs, live } = setup(0, undefined, clock);
+    sender.onOpen();
+    for (let i = 0; i < 4; i++) sender.onReading(live());
+    sender.onAck(2);
+    clock.now += 29_000;
+    sender.checkAcks();
+    expect(readingSeqs()).toEqual([1, 2, 3, 4]);
+    clock.now += 2_000;
+    sender.checkAcks();
+    // 3 and 4 again, as backlog; acked ones are not.
+    expect(readingSeqs()).toEqual([1, 2, 3, 4, 3, 4]);
+    sender.onAck(4);
+    clock.now += 60_000;
+    sender.checkAcks();
+    expect(readingSeqs()).toHaveLength(6);
+    expect(sent.at(-1)).toMatchObject({ type: "readings" });
+    sender.onClose();
+  });
+
+  it("drains on stop: sends what it held and asks the room to commit now", () => {
+    vi.useFakeTimers();
+    const { sender, sent, live } = setup(0);
+    sender.onOpen();
+    sender.onBatching(60_000);
+    sender.onReading(live());
+    sender.drain();
+    expect(sent.slice(-2)).toEqual([
+      { type: "readings", readings: [expect.objectContaining({ seq: 1 })] },
+      { type: "flush" },
+    ]);
+    sender.onClose();
   });
 });
 
