@@ -1,15 +1,85 @@
 /**
- * FleetRegistry: one Durable Object ("main") that knows every device and its
- * presence, for `GET /api/devices` and the dashboard's fleet view
- * (`/parties/fleet/main`). Rooms push changes to it; it never polls them.
+ * The fleet registry: which devices exist and a summary of each (presence,
+ * latest reading, firmware), for `GET /api/devices` and the dashboard's fleet
+ * list. Each device's readings and commands stay in its own DeviceRoom; rooms
+ * push summaries here, the registry never polls them.
  *
- * It holds summaries only. Each device's readings and commands stay in its
- * own DeviceRoom, so the registry is not on the hot path of a reading.
+ * It is sharded so that no one object is a fleet-wide hot spot (docs/fleet.md
+ * has the numbers): `FLEET_SHARDS` objects named `shard-0` … `shard-<N-1>`, a
+ * device's shard chosen by a stable hash of its id. A page of the fleet asks
+ * every shard for its first ids after the cursor and merges them by id.
+ *
+ * Read in the order a summary travels: fleetFor (which shard), FleetRegistry
+ * (what a shard stores and answers), listDevices (a page, merged from all shards).
  */
-import { Server, type Connection, type WSMessage } from "partyserver";
-import { admitSocket, ensureNonceTable } from "./admission";
-import { PING, PONG, errorMessage, type DeviceSummary, type ToFleetDashboardMessage } from "./protocol";
+import { DurableObject } from "cloudflare:workers";
 import type { FleetPatch } from "./device-room";
+import type { DeviceSummary, DevicesPage, DevicesQuery } from "./protocol";
+
+// ---------------------------------------------------------------------------
+// 1. Which shard
+// ---------------------------------------------------------------------------
+
+/**
+ * At FLEET_PUSH_MS = 2 s, 16 shards keep each under ~500 requests/s for ~16,000 devices
+ * streaming live, or 100,000 that batch while unwatched (docs/fleet.md has the arithmetic).
+ */
+export const DEFAULT_FLEET_SHARDS = 16;
+const MAX_FLEET_SHARDS = 256;
+
+let parsedShards: { raw: string | undefined; n: number } | null = null;
+
+/**
+ * `FLEET_SHARDS` from wrangler.toml, checked once per isolate. Changing it moves
+ * devices between shards: a deployed fleet must not change it without moving
+ * the registry's rows (docs/fleet.md, "Changing the shard count").
+ */
+export function fleetShards(env: Env): number {
+  const raw = env.FLEET_SHARDS;
+  if (parsedShards?.raw === raw) return parsedShards.n;
+  const n = raw === undefined || raw === "" ? DEFAULT_FLEET_SHARDS : Number(raw);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_FLEET_SHARDS) {
+    throw new Error(`var FLEET_SHARDS must be an integer from 1 to ${MAX_FLEET_SHARDS}, got ${JSON.stringify(raw)}`);
+  }
+  parsedShards = { raw, n };
+  return n;
+}
+
+/**
+ * FNV-1a (32-bit) of the id's UTF-16 code units; ids are ASCII (protocol's
+ * DeviceId), so these are its bytes. Stable across runtimes and releases,
+ * which is all a shard choice needs; it spreads similar ids (`pi-001`,
+ * `pi-002`, …) evenly, as test/workerd/fleet.test.ts checks.
+ */
+export function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The shard number (0 … shards-1) that holds a device. */
+export function shardOf(deviceId: string, shards: number): number {
+  return fnv1a(deviceId) % shards;
+}
+
+/**
+ * The registry shard that holds a device. Rooms and the Worker reach the
+ * registry only through this (and listDevices), so the sharding lives here.
+ */
+export function fleetFor(env: Env, deviceId: string): DurableObjectStub<FleetRegistry> {
+  return shardStub(env, shardOf(deviceId, fleetShards(env)));
+}
+
+function shardStub(env: Env, shard: number): DurableObjectStub<FleetRegistry> {
+  return env.FLEET.getByName(`shard-${shard}`);
+}
+
+// ---------------------------------------------------------------------------
+// 2. One shard
+// ---------------------------------------------------------------------------
 
 type DeviceRow = {
   id: string;
@@ -24,52 +94,55 @@ type DeviceRow = {
   registered_at: number;
 };
 
-export class FleetRegistry extends Server<Env> {
-  static options = { hibernate: true };
+/** What the Worker asks a shard for: up to `limit` matches after `after`, in id order, and how many match in all. */
+export type ShardQuery = { after: string | null; limit: number; q: string | null; online: boolean | null };
+export type ShardPage = { devices: DeviceSummary[]; count: number };
+
+export class FleetRegistry extends DurableObject<Env> {
+  readonly #sql: SqlStorage;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
-    ctx.storage.sql.exec(`CREATE TABLE IF NOT EXISTS devices (
+    this.#sql = ctx.storage.sql;
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS devices (
       id TEXT PRIMARY KEY, online INTEGER NOT NULL DEFAULT 0, last_seen INTEGER, ip TEXT, fw TEXT,
       scale TEXT, temperature REAL, reading_ts INTEGER, last_seq INTEGER, registered_at INTEGER NOT NULL)`);
-    ensureNonceTable(ctx.storage.sql);
-    // Dashboards may ping to find out their socket is half-open; answered without waking the registry.
-    ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
+    // Counts kept by triggers, so the unfiltered total and online counts of every page
+    // read one row instead of scanning the shard (rows read are billed). They move only
+    // when a device is added, removed or changes presence, never on a reading.
+    this.#sql.exec(`CREATE TABLE IF NOT EXISTS counts (one INTEGER PRIMARY KEY CHECK (one = 1),
+      total INTEGER NOT NULL, online INTEGER NOT NULL)`);
+    if (this.#sql.exec("SELECT 1 FROM counts").toArray().length === 0) {
+      // First start with this table (a new shard, or one from before it existed): count once.
+      this.#sql.exec("INSERT INTO counts SELECT 1, count(*), coalesce(sum(online), 0) FROM devices");
+    }
+    this.#sql.exec(`CREATE TRIGGER IF NOT EXISTS counts_insert AFTER INSERT ON devices BEGIN
+      UPDATE counts SET total = total + 1, online = online + NEW.online; END`);
+    this.#sql.exec(`CREATE TRIGGER IF NOT EXISTS counts_delete AFTER DELETE ON devices BEGIN
+      UPDATE counts SET total = total - 1, online = online - OLD.online; END`);
+    this.#sql.exec(`CREATE TRIGGER IF NOT EXISTS counts_presence AFTER UPDATE OF online ON devices
+      WHEN NEW.online <> OLD.online BEGIN UPDATE counts SET online = online + NEW.online - OLD.online; END`);
   }
-
-  /** Each ticket opens one fleet socket only (see party/admission.ts). */
-  async fetch(request: Request): Promise<Response> {
-    return admitSocket(request, this.ctx.storage.sql) ?? super.fetch(request);
-  }
-
-  onConnect(connection: Connection): void {
-    send(connection, { type: "fleet", devices: this.list() });
-  }
-
-  onMessage(connection: Connection, _message: WSMessage): void {
-    // The fleet socket is read-only: commands go to a device's own room.
-    send(connection, errorMessage("read_only", "the fleet socket only sends; open a device room to send commands"));
-  }
-
-  // -------------------------------------------------------------------------
-  // RPC
-  // -------------------------------------------------------------------------
 
   /** Make a device known (registration, provisioning). Idempotent. */
   register(id: string, ip: string | null = null): DeviceSummary {
-    this.ctx.storage.sql.exec(
+    this.#sql.exec(
       `INSERT INTO devices (id, ip, registered_at) VALUES (?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET ip = COALESCE(excluded.ip, devices.ip)`,
       id,
       ip,
       Date.now(),
     );
-    return this.#changed(id);
+    return this.get(id)!;
   }
 
-  /** A room's latest summary. Registers the device if it was not known yet. */
-  update(id: string, patch: FleetPatch): DeviceSummary {
-    this.ctx.storage.sql.exec(
+  /**
+   * A room's latest summary (at once on presence and state changes, at most every
+   * FLEET_PUSH_MS for readings). Registers the device if it was not known yet.
+   * Answers nothing: rooms do not wait on it, and a read-back per push would be billed.
+   */
+  update(id: string, patch: FleetPatch): void {
+    this.#sql.exec(
       `INSERT INTO devices (id, online, last_seen, ip, fw, scale, temperature, reading_ts, last_seq, registered_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen,
@@ -89,37 +162,54 @@ export class FleetRegistry extends Server<Env> {
       patch.lastSeq,
       Date.now(),
     );
-    return this.#changed(id);
   }
 
   get(id: string): DeviceSummary | null {
-    const row = this.ctx.storage.sql.exec<DeviceRow>("SELECT * FROM devices WHERE id = ?", id).toArray()[0];
+    const row = this.#sql.exec<DeviceRow>("SELECT * FROM devices WHERE id = ?", id).toArray()[0];
     return row ? summaryFromRow(row) : null;
   }
 
-  list(): DeviceSummary[] {
-    return this.ctx.storage.sql.exec<DeviceRow>("SELECT * FROM devices ORDER BY id").toArray().map(summaryFromRow);
+  /** This shard's part of a page: its first `limit` matches after `after`, and its count of matches. */
+  page(query: ShardQuery): ShardPage {
+    const match = matchClause(query);
+    const cursor = query.after === null ? [] : [{ sql: "id > ?", arg: query.after }];
+    const page = whereClause([...match, ...cursor]);
+    const devices = this.#sql
+      .exec<DeviceRow>(`SELECT * FROM devices ${page.sql} ORDER BY id LIMIT ?`, ...page.args, query.limit)
+      .toArray()
+      .map(summaryFromRow);
+    return { devices, count: this.#count(query, whereClause(match)) };
   }
 
   /** Forget a device (its room keeps its data until deleted separately). */
   remove(id: string): boolean {
-    return this.ctx.storage.sql.exec("DELETE FROM devices WHERE id = ?", id).rowsWritten > 0;
+    return this.#sql.exec("DELETE FROM devices WHERE id = ?", id).rowsWritten > 0;
   }
 
-  #changed(id: string): DeviceSummary {
-    const device = this.get(id)!;
-    const text = JSON.stringify({ type: "device", device } satisfies ToFleetDashboardMessage);
-    // The runtime's list, not partyserver's getConnections(): that reads every socket's attachment per update.
-    for (const ws of this.ctx.getWebSockets()) {
-      if (ws.readyState !== WebSocket.OPEN) continue;
-      try {
-        ws.send(text);
-      } catch {
-        // A closing fleet socket: it will not miss anything it could still show.
-      }
-    }
-    return device;
+  #count(query: ShardQuery, match: Where): number {
+    // A search scans the shard (a few thousand rows at 100,000 devices); the rest read the counts row.
+    if (query.q) return this.#sql.exec<{ n: number }>(`SELECT count(*) AS n FROM devices ${match.sql}`, ...match.args).one().n;
+    const { total, online } = this.#sql.exec<{ total: number; online: number }>("SELECT total, online FROM counts").one();
+    return query.online === null ? total : query.online ? online : total - online;
   }
+}
+
+type Condition = { sql: string; arg: string | number };
+type Where = { sql: string; args: (string | number)[] };
+
+/** The filters of a query. `instr`, not LIKE: ids hold `_` (a LIKE wildcard), and LIKE patterns are capped at 50 bytes. */
+function matchClause(query: ShardQuery): Condition[] {
+  const conditions: Condition[] = [];
+  if (query.q) conditions.push({ sql: "instr(lower(id), lower(?)) > 0", arg: query.q });
+  if (query.online !== null) conditions.push({ sql: "online = ?", arg: query.online ? 1 : 0 });
+  return conditions;
+}
+
+function whereClause(conditions: Condition[]): Where {
+  return {
+    sql: conditions.length ? `WHERE ${conditions.map((c) => c.sql).join(" AND ")}` : "",
+    args: conditions.map((c) => c.arg),
+  };
 }
 
 function summaryFromRow(row: DeviceRow): DeviceSummary {
@@ -137,18 +227,31 @@ function summaryFromRow(row: DeviceRow): DeviceSummary {
   };
 }
 
-function send(connection: Connection, msg: ToFleetDashboardMessage | ReturnType<typeof errorMessage>): void {
-  try {
-    connection.send(JSON.stringify(msg));
-  } catch {
-    // Closed before we answered: nothing to tell it.
-  }
-}
+// ---------------------------------------------------------------------------
+// 3. A page of the whole fleet
+// ---------------------------------------------------------------------------
 
 /**
- * The fleet registry shard that holds a device. Rooms and the Worker both
- * reach the registry only through this, so the sharding lives in one place.
+ * `GET /api/devices`: every shard is asked (in parallel) for its first
+ * `limit + 1` matches after the cursor; merged by id, the first `limit` are
+ * the page. The extra one says whether a next page exists: if all the shards
+ * together had no more than `limit` matches left, each of them is exhausted.
  */
-export function fleetFor(env: Env, _deviceId: string): DurableObjectStub<FleetRegistry> {
-  return env.FLEET.get(env.FLEET.idFromName("main"));
+export async function listDevices(env: Env, query: DevicesQuery): Promise<DevicesPage> {
+  const shardQuery: ShardQuery = {
+    after: query.cursor ?? null,
+    limit: query.limit + 1,
+    q: query.q || null,
+    online: query.online ?? null,
+  };
+  const shards = Array.from({ length: fleetShards(env) }, (_, i) => shardStub(env, i).page(shardQuery));
+  const answers = await Promise.all(shards);
+  // Plain code-unit order, as SQLite's default (BINARY) collation sorts the ids in each shard.
+  const merged = answers.flatMap((a) => a.devices).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const devices = merged.slice(0, query.limit);
+  return {
+    devices,
+    next: merged.length > query.limit ? devices[devices.length - 1]!.id : null,
+    total: answers.reduce((sum, a) => sum + a.count, 0),
+  };
 }

@@ -1,12 +1,7 @@
 /** Typed access to the Worker's bindings beyond what `wrangler types` generates. */
 import type { DeviceRoom } from "../party/device-room";
-import type { FleetRegistry } from "../party/fleet";
 
 export type AppEnv = { Bindings: Env };
-
-export function fleet(env: Env): DurableObjectStub<FleetRegistry> {
-  return env.FLEET.get(env.FLEET.idFromName("main"));
-}
 
 /**
  * A device's room by name. Straight `getByName`, not partyserver's

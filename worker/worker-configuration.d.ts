@@ -14,6 +14,7 @@ interface __BaseEnv_Env {
 	COMMAND_TIMEOUT_MS: string;
 	RETAIN_READINGS: string;
 	FLEET_PUSH_MS: string;
+	FLEET_SHARDS: string;
 	LOG_READINGS: string;
 	FRAME_RATE: string;
 	FRAME_BURST: string;
@@ -34,7 +35,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "FLEET_PUSH_MS" | "LOG_READINGS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "SESSION_SECRET">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "FLEET_PUSH_MS" | "FLEET_SHARDS" | "LOG_READINGS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "SESSION_SECRET">> {}
 }
 declare module "*.txt" {
 	const value: string;

@@ -4,7 +4,7 @@
  * `onUnauthorized` (the app shows the sign-in form) and thrown as `Unauthorized`.
  */
 import * as z from "zod";
-import { ApiError, LIMITS, Reading, TicketResponse } from "../../party/protocol";
+import { ApiError, DevicesPage, LIMITS, Reading, TicketResponse } from "../../party/protocol";
 
 export class HttpError extends Error {
   constructor(
@@ -47,11 +47,22 @@ async function request<T extends z.ZodType>(path: string, schema: T, init: Reque
 
 export type TicketAnswer = TicketResponse;
 
-export type TicketTarget = { device: string } | { fleet: true };
+export type TicketTarget = { device: string };
 
 /** A one-use, 60-second ticket to open a socket; fetched anew for every (re)connect. */
 export function fetchTicket(target: TicketTarget): Promise<TicketAnswer> {
   return request("/api/tickets", TicketResponse, { method: "POST", body: JSON.stringify(target) });
+}
+
+/** What the fleet list asks for: a page of `limit` devices after `cursor` (null: the first), ids containing `q`. */
+export type FleetQuery = { cursor: string | null; q: string; limit: number };
+
+/** One page of the fleet (`GET /api/devices`). */
+export function fetchDevices(query: FleetQuery, signal?: AbortSignal): Promise<DevicesPage> {
+  const params = new URLSearchParams({ limit: String(query.limit) });
+  if (query.cursor !== null) params.set("cursor", query.cursor);
+  if (query.q) params.set("q", query.q);
+  return request(`/api/devices?${params}`, DevicesPage, { signal });
 }
 
 const ReadingsAnswer = z.object({ readings: z.array(Reading) });

@@ -1,56 +1,108 @@
 /**
- * The fleet: every device, online or not, with when it was last seen, its
- * latest reading and firmware. Fed by the fleet registry's socket (a `fleet`
- * snapshot, then one `device` frame per change), so a device that registers
- * shows up without a reload.
+ * The fleet: one page of devices at a time, in id order, with when each was
+ * last seen, its latest reading and firmware; a search box (ids containing
+ * the text) and previous/next. The page comes from fleet-feed.ts, which
+ * refreshes it every few seconds while the tab is visible, so a device that
+ * registers or goes offline shows up without a reload.
  */
-import type { DeviceSummary, Reading } from "../../party/protocol";
+import type { DeviceSummary, DevicesPage, Reading } from "../../party/protocol";
+import type { FleetQuery } from "./api";
 import { h, setAttr, setText } from "./dom";
-import { formatAgo, formatTemperature } from "./format";
+import { formatAgo, formatCount, formatRange, formatTemperature } from "./format";
 import { devicePath } from "./router";
+
+/** Rows a page shows: enough to scan, few enough that a refresh stays small. */
+export const PAGE_SIZE = 50;
+/** Typing pauses this long before the search goes out (one request per word, not per key). */
+const SEARCH_DELAY_MS = 250;
 
 type Row = { li: HTMLLIElement; link: HTMLAnchorElement; state: HTMLElement; temp: HTMLElement; sub: HTMLElement };
 
 export class FleetView {
   readonly el: HTMLElement;
+  readonly #onQuery: (query: FleetQuery) => void;
   readonly #list = h("ul", { class: "fleet-list" });
   readonly #count = h("span", { class: "count" });
-  readonly #empty = h("p", { class: "fleet-empty" }, "No device has registered yet.");
+  readonly #empty = h("p", { class: "fleet-empty" });
+  readonly #search = h("input", {
+    type: "search",
+    class: "fleet-search",
+    placeholder: "Search by id",
+    "aria-label": "Search devices by id",
+    autocomplete: "off",
+    spellcheck: "false",
+    maxlength: 64,
+  });
+  readonly #range = h("span", { class: "range", "aria-live": "polite" });
+  readonly #prev = h("button", { type: "button", class: "prev" }, "Previous");
+  readonly #next = h("button", { type: "button", class: "next" }, "Next");
+  readonly #pager = h("div", { class: "pager" }, this.#prev, this.#range, this.#next);
   readonly #rows = new Map<string, Row>();
   #devices = new Map<string, DeviceSummary>();
+  #page: DevicesPage | null = null;
+  /** Rows before the page shown (for "51–100 of …"), as of when it arrived. */
+  #offset = 0;
+  /** A new page or search was asked for and has not arrived: previous/next wait for it. */
+  #pending = false;
+  /** The cursor of every page up to the one shown: [null] on the first page. */
+  #cursors: (string | null)[] = [null];
+  #q = "";
+  #searchTimer: ReturnType<typeof setTimeout> | undefined;
   #selected: string | null = null;
   #live: Reading | null = null;
 
-  constructor() {
+  constructor(opts: { onQuery(query: FleetQuery): void }) {
+    this.#onQuery = opts.onQuery;
     this.el = h(
       "nav",
       { class: "fleet", "aria-labelledby": "fleet-title" },
       h("h2", { id: "fleet-title" }, "Devices ", this.#count),
+      h("form", { role: "search", class: "fleet-find", onsubmit: (e) => e.preventDefault() }, this.#search),
       this.#empty,
       this.#list,
+      this.#pager,
     );
+    this.#search.addEventListener("input", () => {
+      clearTimeout(this.#searchTimer);
+      this.#searchTimer = setTimeout(() => this.#setSearch(this.#search.value.trim()), SEARCH_DELAY_MS);
+    });
+    this.#prev.addEventListener("click", () => this.#go(this.#cursors.slice(0, -1)));
+    this.#next.addEventListener("click", () => this.#page?.next && this.#go([...this.#cursors, this.#page.next]));
     this.#render();
   }
 
+  /** What to fetch for the page on screen. */
+  get query(): FleetQuery {
+    return { cursor: this.#cursors[this.#cursors.length - 1] ?? null, q: this.#q, limit: PAGE_SIZE };
+  }
+
+  /** The devices on the page shown, in id order. */
   get devices(): ReadonlyMap<string, DeviceSummary> {
     return this.#devices;
   }
 
-  /** The whole fleet (on every (re)connect of the fleet socket). */
-  setAll(devices: readonly DeviceSummary[]): void {
-    this.#devices = new Map(devices.map((d) => [d.id, d]));
+  /** True while a search narrows the list (an empty page then says nothing about the fleet). */
+  get searching(): boolean {
+    return this.#q !== "";
+  }
+
+  /** A page arrived for the current query (fleet-feed.ts drops answers to older ones). */
+  setPage(page: DevicesPage): void {
+    if (page.devices.length === 0 && this.#cursors.length > 1) {
+      // The page emptied under us (devices removed): step back rather than show nothing.
+      this.#go(this.#cursors.slice(0, -1));
+      return;
+    }
+    this.#page = page;
+    this.#offset = (this.#cursors.length - 1) * PAGE_SIZE;
+    this.#pending = false;
+    this.#devices = new Map(page.devices.map((d) => [d.id, d]));
     for (const [id, row] of this.#rows) {
       if (!this.#devices.has(id)) {
         row.li.remove();
         this.#rows.delete(id);
       }
     }
-    this.#render();
-  }
-
-  /** One device changed, or a new one registered. */
-  upsert(device: DeviceSummary): void {
-    this.#devices.set(device.id, device);
     this.#render();
   }
 
@@ -75,24 +127,42 @@ export class FleetView {
     this.#render();
   }
 
+  #setSearch(q: string): void {
+    if (q === this.#q) return;
+    this.#q = q;
+    this.#go([null]);
+  }
+
+  #go(cursors: (string | null)[]): void {
+    this.#cursors = cursors.length ? cursors : [null];
+    this.#pending = true;
+    this.#render();
+    this.#onQuery(this.query);
+  }
+
   #render(): void {
     const now = Date.now();
-    const ids = [...this.#devices.keys()].sort();
-    setText(this.#count, `(${ids.length})`);
-    this.#empty.hidden = ids.length > 0;
-    ids.forEach((id, index) => {
-      const d = this.#devices.get(id)!;
-      let row = this.#rows.get(id);
+    const page = this.#page;
+    setText(this.#count, page ? `(${formatCount(page.total)})` : "");
+    setText(this.#range, page ? formatRange(this.#offset, page.devices.length, page.total) : "");
+    this.#pager.hidden = !page || (this.#offset === 0 && page.next === null);
+    this.#prev.disabled = this.#pending || this.#offset === 0;
+    this.#next.disabled = this.#pending || !page?.next;
+    setAttr(this.#list, "aria-busy", this.#pending ? "true" : null);
+    this.#empty.hidden = !page || page.devices.length > 0;
+    setText(this.#empty, this.#q ? `No device id contains “${this.#q}”.` : "No device has registered yet.");
+    [...this.#devices.values()].forEach((d, index) => {
+      let row = this.#rows.get(d.id);
       if (!row) {
-        row = this.#makeRow(id);
-        this.#rows.set(id, row);
+        row = this.#makeRow(d.id);
+        this.#rows.set(d.id, row);
       }
-      // Keep DOM order = sorted order without rebuilding (focus stays where it was).
+      // Keep DOM order = page order without rebuilding (focus stays where it was).
       if (this.#list.children[index] !== row.li) this.#list.insertBefore(row.li, this.#list.children[index] ?? null);
       setAttr(row.li, "data-state", d.online ? "online" : "offline");
-      setAttr(row.link, "aria-current", id === this.#selected ? "page" : null);
+      setAttr(row.link, "aria-current", d.id === this.#selected ? "page" : null);
       setText(row.state, d.online ? "Online" : "Offline");
-      const live = id === this.#selected ? this.#live : null;
+      const live = d.id === this.#selected ? this.#live : null;
       setText(
         row.temp,
         live

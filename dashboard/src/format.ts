@@ -46,3 +46,9 @@ export function formatAgo(ts: number | null, now: number): string {
 export function formatCount(n: number, locale?: string): string {
   return n.toLocaleString(locale);
 }
+
+/** "1–50 of 1,234": the rows a page shows (from `offset`, `count` of them) out of `total`. */
+export function formatRange(offset: number, count: number, total: number, locale?: string): string {
+  if (count === 0) return `0 of ${formatCount(total, locale)}`;
+  return `${formatCount(offset + 1, locale)}\u2013${formatCount(offset + count, locale)} of ${formatCount(total, locale)}`;
+}

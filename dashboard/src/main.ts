@@ -4,14 +4,14 @@
  * `/devices/<id>` shows that one.
  */
 import "./styles.css";
-import { ToFleetDashboardMessage } from "../../party/protocol";
 import { onUnauthorized } from "./api";
 import { h, setAttr, setText } from "./dom";
 import { DeviceView } from "./device-view";
+import { FleetFeed } from "./fleet-feed";
 import { FleetView } from "./fleet-view";
 import { devicePath, parseRoute, startRouter, type Route } from "./router";
 import { canCommand, describeSession, loadSession, login, logout, SessionUnavailable, type Session } from "./session";
-import { openRoomSocket, type ConnectionState, type RoomSocket } from "./socket";
+import type { ConnectionState } from "./socket";
 
 const root = document.getElementById("app")!;
 const connectionEl = document.getElementById("connection")!;
@@ -21,9 +21,9 @@ const signOutButton = document.getElementById("sign-out") as HTMLButtonElement;
 /** The whole signed-in app; torn down on sign-out or when the session expires. */
 class Dashboard {
   readonly #session: Session;
-  readonly #fleet = new FleetView();
+  readonly #fleet = new FleetView({ onQuery: (query) => this.#fleetFeed.set(query) });
   readonly #main = h("main", { id: "main", class: "main", tabindex: "-1" });
-  readonly #fleetSocket: RoomSocket;
+  readonly #fleetFeed: FleetFeed;
   readonly #clock: ReturnType<typeof setInterval>;
   #fleetLoaded = false;
   #route: Route = { view: "fleet" };
@@ -34,23 +34,17 @@ class Dashboard {
     this.#session = session;
     this.#route = route;
     root.replaceChildren(h("div", { class: "layout" }, this.#fleet.el, this.#main));
-    this.#fleetSocket = openRoomSocket({
-      target: { fleet: true },
-      schema: ToFleetDashboardMessage,
-      onMessage: (msg) => {
-        if (msg.type === "fleet") {
-          this.#fleetLoaded = true;
-          this.#fleet.setAll(msg.devices);
-        } else {
-          this.#fleet.upsert(msg.device);
-        }
+    this.#fleetFeed = new FleetFeed({
+      query: this.#fleet.query,
+      onPage: (page) => {
+        this.#fleetLoaded = true;
+        this.#fleet.setPage(page);
         this.#show();
       },
       onState: (state) => {
         this.#connections.fleet = state;
         this.#renderConnection();
       },
-      onBadFrame: (reason) => console.warn(`fleet: dropped a frame that did not parse (${reason})`),
     });
     this.#clock = setInterval(() => this.#fleet.tick(), 1000);
     this.#show();
@@ -63,7 +57,7 @@ class Dashboard {
 
   close(): void {
     clearInterval(this.#clock);
-    this.#fleetSocket.close();
+    this.#fleetFeed.close();
     this.#device?.close();
     this.#device = null;
   }
@@ -72,8 +66,8 @@ class Dashboard {
   #show(): void {
     let id = this.#route.view === "device" ? this.#route.id : null;
     if (!id && this.#fleetLoaded && this.#fleet.devices.size > 0) {
-      // `/` with devices: watch one (an online one if any), and say so in the URL so it can be shared.
-      const all = [...this.#fleet.devices.values()].sort((a, b) => a.id.localeCompare(b.id));
+      // `/` with devices: watch one on the page shown (an online one if any), and say so in the URL so it can be shared.
+      const all = [...this.#fleet.devices.values()];
       id = (all.find((d) => d.online) ?? all[0])!.id;
       router.go(devicePath(id), true);
       return;
@@ -98,6 +92,8 @@ class Dashboard {
       this.#main.replaceChildren(this.#device.el);
     } else if (!this.#fleetLoaded) {
       this.#main.replaceChildren(h("p", { class: "loading" }, "Loading the fleet…"));
+    } else if (this.#fleet.searching) {
+      this.#main.replaceChildren(h("p", { class: "loading" }, "No device matches the search."));
     } else {
       // The old dashboard's words, so people who knew it recognise the state.
       this.#main.replaceChildren(
@@ -114,7 +110,7 @@ class Dashboard {
   }
 
   /**
-   * One indicator for the page: the worse of the fleet socket and the device socket. A device
+   * One indicator for the page: the worse of the fleet list's refresh and the device socket. A device
    * socket that stopped for good (unknown device) says so in its own panel, not up here.
    */
   #renderConnection(): void {
@@ -229,6 +225,9 @@ async function boot(): Promise<void> {
 
 onUnauthorized(() => showSignIn("Your session has ended. Sign in again."));
 signOutButton.addEventListener("click", async () => {
+  // Stop the fleet refresh and the sockets first: a refresh answered 401 after the logout would be an error.
+  app?.close();
+  app = null;
   await logout();
   showSignIn();
 });

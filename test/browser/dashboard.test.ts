@@ -5,7 +5,7 @@
  * (test/support/agent.ts), never from the room's API. The steps build
  * on each other in order, as one operator's day would: signing in to an empty
  * endpoint, a device registering, watching it, commanding it, a viewer's phone,
- * a dropped connection, the device going away, signing out.
+ * a dropped connection, the device going away, a fleet too big for one page, signing out.
  *
  * Screenshots go to test/artifacts/ (git-ignored) for a person to look at;
  * the page-load-to-first-live-reading time is written to
@@ -344,6 +344,47 @@ describe("the dashboard in a browser", () => {
     }
     await shot(second, "7-device-offline");
   });
+
+  it("pages through a fleet of 121 devices and finds them by id", async () => {
+    // Provisioned through the API as an operator would (known to the registry, never connected).
+    const ids = Array.from({ length: 120 }, (_, i) => `fleet-${String(i).padStart(3, "0")}`);
+    for (const id of ids) await operator.token(id);
+    const page = await newPage("desktop", operator.adminToken);
+    await page.goto(`${endpoint.url}/devices/${DEVICE}`);
+    const fleet = page.locator(".fleet");
+    const range = fleet.locator(".pager .range");
+    const shown = () => fleet.locator("li").evaluateAll((lis) => lis.map((li) => li.getAttribute("data-device")));
+    // 50 a page, in id order; pi-kitchen sorts after every fleet-NNN.
+    await expect.poll(() => range.textContent(), { timeout: SOON }).toBe("1\u201350 of 121");
+    expect(await shown()).toEqual(ids.slice(0, 50));
+    expect(await fleet.locator(".count").textContent()).toBe("(121)");
+    expect(await fleet.getByRole("button", { name: "Previous" }).isDisabled()).toBe(true);
+    await fleet.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => range.textContent(), { timeout: SOON }).toBe("51\u2013100 of 121");
+    expect(await shown()).toEqual(ids.slice(50, 100));
+    await fleet.getByRole("button", { name: "Next" }).click();
+    await expect.poll(() => range.textContent(), { timeout: SOON }).toBe("101\u2013121 of 121");
+    expect(await shown()).toEqual([...ids.slice(100), DEVICE]);
+    expect(await fleet.getByRole("button", { name: "Next" }).isDisabled()).toBe(true);
+    await shot(page, "8-fleet-last-page");
+    await fleet.getByRole("button", { name: "Previous" }).click();
+    await expect.poll(() => range.textContent(), { timeout: SOON }).toBe("51\u2013100 of 121");
+
+    // Search: ids containing the text, any case, from the first page; one page needs no pager.
+    const search = page.getByRole("searchbox", { name: "Search devices by id" });
+    await search.fill("FLEET-11");
+    await expect.poll(shown, { timeout: SOON }).toEqual(ids.slice(110, 120));
+    expect(await fleet.locator(".count").textContent()).toBe("(10)");
+    expect(await fleet.locator(".pager").isVisible()).toBe(false);
+    await shot(page, "9-fleet-search");
+    await search.fill("nothing-like-this");
+    await expect.poll(shown, { timeout: SOON }).toEqual([]);
+    const empty = fleet.locator(".fleet-empty");
+    expect(await empty.isVisible()).toBe(true);
+    expect(await empty.textContent()).toBe("No device id contains \u201cnothing-like-this\u201d.");
+    await search.fill("");
+    await expect.poll(() => range.textContent(), { timeout: SOON }).toBe("1\u201350 of 121");
+  }, 120_000);
 
   it("signs out: back to the sign-in form, and a reload stays signed out", async () => {
     await first.getByRole("button", { name: "Sign out" }).click();

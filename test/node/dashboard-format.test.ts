@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatAgo, formatNumber, formatTemperature, unit } from "../../dashboard/src/format";
+import { formatAgo, formatNumber, formatRange, formatTemperature, unit } from "../../dashboard/src/format";
 
 describe("dashboard formatting", () => {
   it("shows one decimal with the unit of the reading's scale", () => {
@@ -26,5 +26,11 @@ describe("dashboard formatting", () => {
 
   it("reads a time in the future (a device clock ahead of ours) as just now", () => {
     expect(formatAgo(2_000_000, 1_000_000)).toBe("just now");
+  });
+
+  it("says which rows of the fleet a page shows", () => {
+    expect(formatRange(0, 50, 10_000, "en-US")).toBe("1\u201350 of 10,000");
+    expect(formatRange(100, 21, 121, "en-US")).toBe("101\u2013121 of 121");
+    expect(formatRange(0, 0, 0, "en-US")).toBe("0 of 0");
   });
 });

@@ -121,7 +121,7 @@ export class EndpointClient {
   }
 
   /** POST /api/tickets: a single-use ticket and the socket path it opens (as the device, or the operator). */
-  async ticket(body: { device: string; role: "device" | "dashboard" } | { fleet: true }): Promise<{ ticket: string; path: string }> {
+  async ticket(body: { device: string; role: "device" | "dashboard" }): Promise<{ ticket: string; path: string }> {
     const res =
       "device" in body && body.role === "device"
         ? await this.device(body.device, "/api/tickets", { method: "POST", json: body })

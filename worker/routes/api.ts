@@ -4,14 +4,14 @@
  *   POST /api/login            {token}              anyone (rate-limited) → session cookie
  *   POST /api/logout                                anyone
  *   GET  /api/session                               viewer, operator
- *   GET  /api/devices                               viewer, operator
+ *   GET  /api/devices                               viewer, operator (?cursor=ID&limit=N&q=TEXT&online=BOOL)
  *   POST /api/devices          {id}                 operator → {id, token} (the token is shown once)
  *   GET  /api/devices/:id                           viewer, operator
  *   GET  /api/devices/:id/readings                  viewer, operator (?after=SEQ&since=TS&limit=N)
  *   POST /api/devices/:id/commands {cmd, …}         operator → the command record (id, status)
  *   POST /api/devices/:id/rotate                    operator → {id, token}; the old token dies now
  *   POST /api/devices/:id/revoke                    operator; the device is cut off now
- *   POST /api/tickets          {device} | {fleet}   device (its own room), viewer, operator → {ticket, path}
+ *   POST /api/tickets          {device}             device (its own room), viewer, operator → {ticket, path}
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -19,7 +19,9 @@ import { z } from "zod";
 import {
   CommandRequest,
   DeviceId,
+  DevicesQuery,
   ReadingsQuery,
+  type DevicesPage,
   type DeviceTokenResponse,
   type SessionResponse,
   type TicketResponse,
@@ -34,7 +36,8 @@ import {
   startSession,
   type AuthEnv,
 } from "../auth";
-import { fleet, room } from "../env";
+import { fleetFor, listDevices } from "../../party/fleet";
+import { room } from "../env";
 import { ApiError } from "../errors";
 import { clientIp, rateLimit } from "../rate-limit";
 import { issueTicket } from "../tickets";
@@ -44,12 +47,13 @@ const DeviceParam = z.object({ id: DeviceId });
 
 const TicketRequest = z.union([
   z.strictObject({ device: DeviceId, role: z.enum(["device", "dashboard"]).optional() }),
+  // The fleet socket is gone (the fleet view pages GET /api/devices); asked for, it answers 410.
   z.strictObject({ fleet: z.literal(true) }),
 ]);
 
 /** Resolve a known device's room, or 404. */
 async function knownRoom(env: Env, id: string) {
-  if (!(await fleet(env).get(id))) throw new ApiError(404, "unknown_device", `no device ${id}`);
+  if (!(await fleetFor(env, id).get(id))) throw new ApiError(404, "unknown_device", `no device ${id}`);
   return room(env, id);
 }
 
@@ -81,13 +85,15 @@ export const api = new Hono<AuthEnv>()
     if (principal.role === "device") throw new ApiError(403, "forbidden", "devices have no session");
     return c.json({ role: principal.role, ...(principal.expiresAt ? { expiresAt: principal.expiresAt } : {}) } satisfies SessionResponse);
   })
-  .get("/devices", requireRole("viewer"), async (c) => c.json({ devices: await fleet(c.env).list() }))
+  .get("/devices", requireRole("viewer"), validate("query", DevicesQuery), async (c) =>
+    c.json(await listDevices(c.env, c.req.valid("query")) satisfies DevicesPage),
+  )
   .post("/devices", requireRole("operator"), validateJson(z.strictObject({ id: DeviceId })), async (c) => {
     const { id } = c.req.valid("json");
     const secret = newDeviceSecret();
     const provisioned = await room(c.env, id).provision(await hashSecret(secret));
     if (!provisioned) throw new ApiError(409, "already_provisioned", `device ${id} has credentials; rotate them instead`);
-    await fleet(c.env).register(id, null);
+    await fleetFor(c.env, id).register(id, null);
     console.log(`device ${id} provisioned`);
     return c.json({ id, token: `${id}.${secret}` } satisfies DeviceTokenResponse, 201);
   })
@@ -158,8 +164,7 @@ export const api = new Hono<AuthEnv>()
         return c.json({ ...ticket, path: `/parties/device/${principal.id}` } satisfies TicketResponse);
       }
       if ("fleet" in body) {
-        const ticket = await issueTicket(secret, { room: "fleet", role: "dashboard", sub: principal.role });
-        return c.json({ ...ticket, path: "/parties/fleet/main" } satisfies TicketResponse);
+        throw new ApiError(410, "gone", "there is no fleet socket any more: page GET /api/devices (docs/fleet.md)");
       }
       if (body.role === "device") throw new ApiError(403, "forbidden", "only the device itself may open its device socket");
       await knownRoom(c.env, body.device);

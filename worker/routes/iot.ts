@@ -19,7 +19,8 @@ import {
 } from "../../party/protocol";
 import { roomSettings } from "../../party/settings";
 import { callingDevice, requireRole, type AuthEnv } from "../auth";
-import { fleet, room } from "../env";
+import { fleetFor } from "../../party/fleet";
+import { room } from "../env";
 import { ApiError } from "../errors";
 import { rateLimit } from "../rate-limit";
 import { validate, validateJson } from "../validate";
@@ -50,7 +51,7 @@ export const iot = new Hono<AuthEnv>()
     const ip = headers["x-iot-ip"];
     if (!ip) throw new ApiError(400, "missing_header", "header x-iot-ip (the device's LAN address) is required");
     const id = deviceId(c, headers);
-    await fleet(c.env).register(id, ip);
+    await fleetFor(c.env, id).register(id, ip);
     const desired = await room(c.env, id).register(ip);
     const settings = roomSettings(c.env);
     return c.json({

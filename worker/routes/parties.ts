@@ -5,13 +5,14 @@
  * (they are overwritten here). The room makes the ticket single-use.
  *
  *   /parties/device/<id>?ticket=…   the device, or a dashboard, in that device's room
- *   /parties/fleet/main?ticket=…    the fleet view
+ *
+ * There is no fleet socket: the fleet view pages `GET /api/devices` (docs/fleet.md).
  */
 import { Hono, type Context } from "hono";
 import { TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
 import { isOwnOrigin, sessionSecret } from "../auth";
-import { fleet, room, type AppEnv } from "../env";
+import { room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { verifyTicket, type TicketClaims } from "../tickets";
 
@@ -47,8 +48,4 @@ export const parties = new Hono<AppEnv>()
     if (!id.success) throw new ApiError(400, "validation_failed", "invalid device id");
     const request = await admit(c, `device:${id.data}`);
     return room(c.env, id.data).fetch(request);
-  })
-  .get("/fleet/main", async (c) => {
-    const request = await admit(c, "fleet");
-    return fleet(c.env).fetch(request);
   });
