@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// `npm run endpoint`: the endpoint alone under wrangler dev (embedded workerd,
-// state on disk), with nothing that needs the internet.
+// `npm run endpoint`: the endpoint alone, in Miniflare/workerd directly (state on
+// disk), with nothing that needs the internet. `npm start` and the container run
+// it this way; `DIRECT=0` runs it under wrangler dev instead (reload on edit, as
+// `npm run dev` does).
 //
 //   PORT       port to listen on (default 8787)
 //   HOST       address to bind (default 127.0.0.1; 0.0.0.0 for the LAN / a container)
 //   STATE_DIR  where rooms keep their SQLite state (default .wrangler/state)
 //   DEV_VARS   the secrets file (default .dev.vars, created on first run)
-//   DIRECT=1   Miniflare directly instead of wrangler dev: no proxy Worker, no file watcher
-//              (the container runs this; see scripts/lib/direct.mjs)
+//   DIRECT=0   wrangler dev instead of Miniflare directly (the default, DIRECT=1, has no
+//              proxy Worker and no file watcher; see scripts/lib/direct.mjs)
 import { spawn, spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -30,9 +32,9 @@ if (process.env.SKIP_BUILD !== "1") {
   if (built.status !== 0) process.exit(built.status ?? 1);
 }
 
-// DIRECT=1: Miniflare without wrangler dev's proxy and watcher (scripts/lib/direct.mjs);
-// the container and the benchmark use it. `--var NAME:VALUE` works in both.
-if (process.env.DIRECT === "1") {
+// Miniflare without wrangler dev's proxy and watcher (scripts/lib/direct.mjs), unless
+// DIRECT=0 asks for wrangler dev. `--var NAME:VALUE` works in both.
+if (process.env.DIRECT !== "0") {
   const { startDirect } = await import("./lib/direct.mjs");
   const argv = process.argv.slice(2);
   const vars = {};

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm start`: the whole demo with no hardware. The endpoint (scripts/endpoint.mjs,
-// wrangler dev) and, once it answers, one simulated device streaming into it.
+// Miniflare/workerd directly: the fast mode the container runs too) and, once it
+// answers, one simulated device streaming into it. `npm run dev` (--dev) is the
+// same under wrangler dev, which reloads the Worker on every edit.
 // Ctrl-C stops both; if either stops on its own, the other is stopped too.
 //
 //   PORT, HOST, STATE_DIR, DEV_VARS   as for `npm run endpoint`
@@ -26,8 +28,8 @@ const tokenFile = join(root, "device/.state", deviceId, "token");
 const children = new Set();
 let stopping = false;
 
-function start(name, args) {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit", env: process.env });
+function start(name, args, env = {}) {
+  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
   children.add(child);
   child.on("exit", (code, signal) => {
     children.delete(child);
@@ -56,7 +58,8 @@ function stop(code = 0) {
 }
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));
 
-start("endpoint", [join(root, "scripts/endpoint.mjs")]);
+const dev = process.argv.includes("--dev");
+start("endpoint", [join(root, "scripts/endpoint.mjs")], { DIRECT: dev ? "0" : "1" });
 
 /** Wait until the endpoint answers a cheap route (wrangler dev takes a few seconds to start). */
 async function waitForEndpoint(timeoutMs = 120_000) {

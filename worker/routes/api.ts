@@ -8,6 +8,8 @@
  *   POST /api/devices          {id}                 operator → {id, token} (the token is shown once)
  *   GET  /api/devices/:id                           viewer, operator
  *   GET  /api/devices/:id/readings                  viewer, operator (?after=SEQ&since=TS&limit=N)
+ *   GET  /api/devices/:id/stats                     viewer, operator → what the room wrote and was asked (RoomStats)
+ *   PUT  /api/devices/:id/batching {unwatchedMs}    operator: how long the device may hold readings while nobody watches
  *   POST /api/devices/:id/commands {cmd, …}         operator → the command record (id, status)
  *   POST /api/devices/:id/rotate                    operator → {id, token}; the old token dies now
  *   POST /api/devices/:id/revoke                    operator; the device is cut off now
@@ -17,6 +19,7 @@ import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import {
+  BatchingRequest,
   CommandRequest,
   DeviceId,
   DevicesQuery,
@@ -109,6 +112,20 @@ export const api = new Hono<AuthEnv>()
     async (c) => {
       const stub = await knownRoom(c.env, c.req.valid("param").id);
       return c.json({ readings: await stub.getReadings(c.req.valid("query")) });
+    },
+  )
+  .get("/devices/:id/stats", requireRole("viewer"), validate("param", DeviceParam), async (c) => {
+    const stub = await knownRoom(c.env, c.req.valid("param").id);
+    return c.json(await stub.stats());
+  })
+  .put(
+    "/devices/:id/batching",
+    requireRole("operator"),
+    validate("param", DeviceParam),
+    validateJson(BatchingRequest),
+    async (c) => {
+      const stub = await knownRoom(c.env, c.req.valid("param").id);
+      return c.json(await stub.setUnwatchedBatching(c.req.valid("json").unwatchedMs));
     },
   )
   .post(

@@ -5,21 +5,30 @@
  * (they are overwritten here). The room makes the ticket single-use.
  *
  *   /parties/device/<id>?ticket=…   the device, or a dashboard, in that device's room
+ *   /parties/device/<id>             a device, with `Authorization: Bearer <its token>` on the
+ *                                    upgrade: no ticket request first, so a reconnect is one
+ *                                    round trip; the room checks the token's hash in the same
+ *                                    hop. Browsers cannot set headers on a WebSocket, so they
+ *                                    keep tickets.
  *
  * There is no fleet socket: the fleet view pages `GET /api/devices` (docs/fleet.md).
  */
 import { Hono, type Context } from "hono";
-import { TICKET_HEADERS } from "../../party/admission";
+import { CREDENTIAL_HEADER, TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
-import { isOwnOrigin, sessionSecret } from "../auth";
+import { hashSecret, isOwnOrigin, sessionSecret, splitDeviceToken } from "../auth";
 import { room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { verifyTicket, type TicketClaims } from "../tickets";
 
-async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
+function requireUpgrade(c: Context<AppEnv>): void {
   if (c.req.header("upgrade")?.toLowerCase() !== "websocket") {
     throw new ApiError(426, "upgrade_required", "this path only accepts WebSocket upgrades");
   }
+}
+
+async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
+  requireUpgrade(c);
   // Browsers always send Origin on a WebSocket; only our own pages may open one
   // (cross-site WebSocket hijacking). Devices (Node) send none.
   const origin = c.req.header("origin");
@@ -32,8 +41,32 @@ async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
   return forward(c.req.raw, check.claims);
 }
 
+/**
+ * A device socket opened with the device's own token. Only its SHA-256 goes
+ * on, in a header the client cannot set (see forward()); the room compares it
+ * with the hash it keeps, so a wrong, rotated or revoked token is refused there.
+ */
+async function admitDevice(c: Context<AppEnv>, id: string, authorization: string): Promise<Request> {
+  requireUpgrade(c);
+  const m = /^Bearer ([\x21-\x7e]{1,256})$/i.exec(authorization.trim());
+  const token = m ? splitDeviceToken(m[1]!) : null;
+  if (!token) throw new ApiError(401, "unauthorized", "Authorization must be `Bearer <device token>`");
+  if (token.id !== id) throw new ApiError(403, "wrong_room", "this token is for another device");
+  const limiter = c.env.DEVICE_LIMITER;
+  if (limiter && !(await limiter.limit({ key: `device:${id}` })).success) {
+    c.header("Retry-After", "60");
+    throw new ApiError(429, "rate_limited", "too many requests from this device; retry in a minute");
+  }
+  const now = Date.now();
+  const request = forward(c.req.raw, { role: "device", sub: id, nonce: "token", exp: now, iat: now, room: `device:${id}` });
+  request.headers.set(CREDENTIAL_HEADER, await hashSecret(token.secret));
+  return request;
+}
+
 function forward(request: Request, claims: TicketClaims): Request {
   const headers = new Headers(request.headers);
+  // Only this Worker speaks for the client in these headers: drop anything it sent.
+  for (const name of [...Object.values(TICKET_HEADERS), CREDENTIAL_HEADER]) headers.delete(name);
   headers.set(TICKET_HEADERS.role, claims.role);
   headers.set(TICKET_HEADERS.sub, claims.sub);
   headers.set(TICKET_HEADERS.nonce, claims.nonce);
@@ -46,6 +79,10 @@ export const parties = new Hono<AppEnv>()
   .get("/device/:id", async (c) => {
     const id = DeviceId.safeParse(c.req.param("id"));
     if (!id.success) throw new ApiError(400, "validation_failed", "invalid device id");
-    const request = await admit(c, `device:${id.data}`);
+    const authorization = c.req.header("authorization");
+    const request =
+      authorization && !new URL(c.req.url).searchParams.has("ticket")
+        ? await admitDevice(c, id.data, authorization)
+        : await admit(c, `device:${id.data}`);
     return room(c.env, id.data).fetch(request);
   });
