@@ -96,6 +96,8 @@ export class DeviceRoom extends Server<Env> {
   #latest: Reading | undefined;
   #lastFleetPush = 0;
   #fleetDirty = false;
+  /** The fleet shard has been told a reading by this instance. */
+  #fleetHasReading = false;
   /** The stream of the device's current connection (one device socket per room). */
   #stream: Stream | null;
   /** When the alarm is set for, as far as this instance knows (null: unknown or none). */
@@ -224,7 +226,7 @@ export class DeviceRoom extends Server<Env> {
     this.#commitAndAck(now);
     this.#expireCommands(now);
     this.#readings.retain(this.settings.retainReadings);
-    if (this.#fleetDirty) this.#pushFleet(true, now);
+    if (this.#fleetDirty) this.#pushFleet(this.#watchers() === 0, now);
     // A device that pings without readings: its last-seen is written now and then (commits stand in otherwise).
     if (this.#presence.lastSeen !== null && this.#presence.lastSeen > (this.#readings.lastCommitAt ?? 0)) {
       this.#presence.persist(now, false);
@@ -440,7 +442,11 @@ export class DeviceRoom extends Server<Env> {
     if (!this.#latest || newest.seq > this.#latest.seq) this.#latest = newest;
     this.#presence.touch(now);
     this.#fleetDirty = true;
-    this.#pushFleet(false, now);
+    // Each push is a request and a row in the shard: while watched at most every
+    // fleetPushMs, otherwise from the alarm; a first reading goes at once, so a new
+    // device shows a value in the fleet list right away.
+    if (!this.#fleetHasReading) this.#pushFleet(true, now);
+    else if (this.#watchers() > 0) this.#pushFleet(false, now);
     return fresh.length;
   }
 
@@ -618,14 +624,16 @@ export class DeviceRoom extends Server<Env> {
 
   /**
    * Tell the device's fleet registry shard. Presence and state changes go at
-   * once; the latest reading at most every `fleetPushMs`, so a fleet
-   * streaming at 1 Hz does not turn the registry into a hot spot.
+   * once; the latest reading at most every `fleetPushMs` while watched and
+   * from the alarm while not, so a fleet streaming at 1 Hz does not turn the
+   * registry into a hot spot or a bill (each push is a request and a row).
    */
   #pushFleet(force: boolean, now: number, patch: Partial<FleetPatch> = {}): void {
     if (!force && now - this.#lastFleetPush < this.settings.fleetPushMs) return;
     this.#lastFleetPush = now;
     this.#fleetDirty = false;
     const latest = this.#latest;
+    if (latest) this.#fleetHasReading = true;
     const full: FleetPatch = {
       online: this.#presence.online,
       lastSeen: this.#presence.lastSeen,

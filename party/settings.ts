@@ -45,16 +45,16 @@ export function roomSettings(env: Env): RoomSettings {
     defaultIntervalMs: int(env.DEFAULT_INTERVAL_MS, 1_000, "DEFAULT_INTERVAL_MS"),
     heartbeatMs,
     heartbeatTimeoutMs,
-    // Watched: a half-open socket is found within timeout + check (15 + 10 s by default); the
+    // Watched: a half-open socket is found within timeout + check (15 + 15 s by default); the
     // same alarm commits the group, so the two cadences are one alarm, not two.
-    presenceCheckMs: Math.max(50, int(env.PRESENCE_CHECK_MS, 10_000, "PRESENCE_CHECK_MS")),
+    presenceCheckMs: Math.max(50, int(env.PRESENCE_CHECK_MS, 15_000, "PRESENCE_CHECK_MS")),
     unwatchedCheckMs: Math.max(50, int(env.UNWATCHED_CHECK_MS, 300_000, "UNWATCHED_CHECK_MS")),
-    groupCommitMs: int(env.GROUP_COMMIT_MS, 10_000, "GROUP_COMMIT_MS"),
+    groupCommitMs: int(env.GROUP_COMMIT_MS, 15_000, "GROUP_COMMIT_MS"),
     groupCommitReadings: Math.max(1, int(env.GROUP_COMMIT_READINGS, 500, "GROUP_COMMIT_READINGS")),
     unwatchedBatchMs: Math.min(3_600_000, int(env.UNWATCHED_BATCH_MS, 120_000, "UNWATCHED_BATCH_MS")),
     commandTimeoutMs: int(env.COMMAND_TIMEOUT_MS, 10_000, "COMMAND_TIMEOUT_MS"),
     retainReadings: int(env.RETAIN_READINGS, 7 * 24 * 3600, "RETAIN_READINGS"),
-    fleetPushMs: int(env.FLEET_PUSH_MS, 2_000, "FLEET_PUSH_MS"),
+    fleetPushMs: int(env.FLEET_PUSH_MS, 15_000, "FLEET_PUSH_MS"),
     logReadings: (env.LOG_READINGS ?? "true") !== "false",
     frameRate: int(env.FRAME_RATE, 200, "FRAME_RATE"),
     frameBurst: int(env.FRAME_BURST, 1000, "FRAME_BURST"),
