@@ -650,7 +650,11 @@ export class DeviceRoom extends Server<Env> {
     this.ctx.waitUntil(
       fleetFor(this.env, this.name)
         .update(this.name, full)
-        .catch((err: unknown) => console.error(`room ${this.name}: fleet update failed:`, err)),
+        .catch((err: unknown) => {
+          // An overloaded shard (a reconnect storm) is not retried now; the alarm pushes again.
+          this.#fleetDirty = true;
+          console.error(`room ${this.name}: fleet update failed (the alarm retries):`, err);
+        }),
     );
   }
 }
