@@ -225,7 +225,7 @@ export class DeviceRoom extends Server<Env> {
     // would cost a second alarm per cadence, and a smaller chunk costs nothing extra.
     this.#commitAndAck(now);
     this.#expireCommands(now);
-    this.#readings.retain(this.settings.retainReadings);
+    this.#readings.retain(this.settings.retainReadings, now);
     if (this.#fleetDirty) this.#pushFleet(this.#watchers() === 0, now);
     // A device that pings without readings: its last-seen is written now and then (commits stand in otherwise).
     if (this.#presence.lastSeen !== null && this.#presence.lastSeen > (this.#readings.lastCommitAt ?? 0)) {

@@ -51,7 +51,7 @@ export function roomSettings(env: Env): RoomSettings {
     unwatchedCheckMs: Math.max(50, int(env.UNWATCHED_CHECK_MS, 300_000, "UNWATCHED_CHECK_MS")),
     groupCommitMs: int(env.GROUP_COMMIT_MS, 15_000, "GROUP_COMMIT_MS"),
     groupCommitReadings: Math.max(1, int(env.GROUP_COMMIT_READINGS, 500, "GROUP_COMMIT_READINGS")),
-    unwatchedBatchMs: Math.min(3_600_000, int(env.UNWATCHED_BATCH_MS, 120_000, "UNWATCHED_BATCH_MS")),
+    unwatchedBatchMs: Math.min(3_600_000, int(env.UNWATCHED_BATCH_MS, 300_000, "UNWATCHED_BATCH_MS")),
     commandTimeoutMs: int(env.COMMAND_TIMEOUT_MS, 10_000, "COMMAND_TIMEOUT_MS"),
     retainReadings: int(env.RETAIN_READINGS, 7 * 24 * 3600, "RETAIN_READINGS"),
     fleetPushMs: int(env.FLEET_PUSH_MS, 15_000, "FLEET_PUSH_MS"),

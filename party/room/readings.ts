@@ -29,8 +29,12 @@ import type { Meter } from "./meter";
 
 /** Readings per chunk row at most (~20 bytes each encoded, so ≤ ~20 KB a row). */
 export const CHUNK_MAX = 1000;
-/** The ack is rebuilt from chunks on start; persisting it now and then bounds that walk. */
-const ACK_PERSIST_MS = 10 * 60_000;
+/**
+ * The ack is rebuilt from chunks on start; persisting it now and then bounds that walk
+ * (and retention only drops chunks at or below the persisted ack, so the walk never
+ * meets a hole that retention made). Once an hour: a row per 3,600 readings at 1 Hz.
+ */
+const ACK_PERSIST_MS = 60 * 60_000;
 
 type Run = { first: number; last: number };
 type ChunkRow = { first: number; last: number; data: string };
@@ -203,14 +207,22 @@ export class ReadingsStore {
     return missing;
   }
 
-  /** Drop whole oldest chunks while at least `keep` readings remain. Returns readings dropped. */
-  retain(keep: number): number {
-    if (this.#stored <= keep) return 0;
+  /**
+   * Drop whole oldest chunks while at least `keep` readings remain (and only at or below the
+   * persisted ack). Each dropped chunk is one row written: at steady state every chunk is
+   * written once and deleted once. Returns readings dropped.
+   */
+  retain(keep: number, now: number): number {
+    // Wait for 1 % over the bound, then drop in one go: the ack written first (one row)
+    // is then paid once per 1 % of the bound, not once per alarm.
+    if (this.#stored <= keep + Math.floor(keep / 100)) return 0;
+    this.persistCounters(now);
     let drop = 0;
     let upTo = -1;
     for (const { first, last } of this.#sql.exec<Run>("SELECT first, last FROM chunks ORDER BY first")) {
       const n = last - first + 1;
-      if (this.#stored - drop - n < keep) break;
+      // Not past the persisted ack: a restart rebuilds the ack by walking up from it.
+      if (this.#stored - drop - n < keep || last > this.#persisted.acked) break;
       drop += n;
       upTo = first;
     }
