@@ -18,7 +18,8 @@ describe.each([
   let client: EndpointClient;
 
   beforeAll(async () => {
-    endpoint = await startEndpoint({ direct });
+    // A group commits within 200 ms here (15 s by default), so acks come in a test's time.
+    endpoint = await startEndpoint({ direct, vars: { GROUP_COMMIT_MS: "200", PRESENCE_CHECK_MS: "500" } });
     client = new EndpointClient(endpoint.url, endpoint.adminToken);
   });
 

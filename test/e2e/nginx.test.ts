@@ -35,7 +35,8 @@ beforeAll(async () => {
   certs = makeCerts();
   // As compose runs it (docker/compose.yaml): TRUST_PROXY on, passed as --var TRUST_PROXY:true.
   // As the container runs it: Miniflare directly (DIRECT=1), TRUST_PROXY behind nginx.
-  endpoint = await startEndpoint({ vars: { TRUST_PROXY: "true" }, direct: true });
+  // A group commits within 200 ms here (15 s by default), so acks come in a test's time.
+  endpoint = await startEndpoint({ vars: { TRUST_PROXY: "true", GROUP_COMMIT_MS: "200", PRESENCE_CHECK_MS: "500" }, direct: true });
   direct = new EndpointClient(endpoint.url, endpoint.adminToken);
   proxy = await startNginx({ upstream: `127.0.0.1:${endpoint.port}`, certs });
   started.push(proxy);
