@@ -367,7 +367,11 @@ export class DeviceRoom extends Server<Env> {
         if (this.#groupDue(now)) return this.#commitAndAck(now);
         // Nothing new waits (a resend of what is stored): the ack is already true.
         if (this.#readings.pendingCount === 0) return sendTo(connection, this.#ack(stream!.offset));
-        return this.#scheduleAlarm(now);
+        // The usual live frame: an alarm is already due before this group's deadline; no work.
+        if (this.#alarmAt === null || this.#alarmAt <= now || this.#alarmAt > this.#readings.pendingSince! + this.settings.groupCommitMs) {
+          this.#scheduleAlarm(now);
+        }
+        return;
       case "result":
         return this.#onCommandResult(msg.id, msg.ok, msg.error, msg.state, now);
       case "report":
