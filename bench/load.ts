@@ -74,6 +74,10 @@ export type WorkerResult = {
   drained: number[];
   /** storm, hub: ms after the drop when each device had its ticket, its socket open, its hello acked. */
   phases: { ticket: number[]; open: number[]; hello: number[] };
+  /** scale: ms after the kill when each device and each dashboard was connected again. */
+  back: { device: number[]; dashboard: number[] };
+  /** scale: reconnect attempts that failed, by reason (the endpoint down, then whatever it answered). */
+  retries: Record<string, number>;
   /** hub: highest seq each device was acked (by device index). */
   acked: Record<number, number>;
   /** hub: how device sockets were opened (bearer header, or a ticket when the endpoint asked for one). */
@@ -213,13 +217,17 @@ let finishing = false;
  * `delay(attempt)` is the wait before attempt 1, 2, …; errors while the endpoint
  * is down are expected and not counted.
  */
-async function reconnect(what: string, connect: () => Promise<void>, delay: (attempt: number) => number): Promise<void> {
+async function reconnect(what: string, connect: () => Promise<void>, delay: (attempt: number) => number, back: number[]): Promise<void> {
   for (let attempt = 1; !finishing; attempt++) {
     await sleep(delay(attempt));
     if (finishing) return;
     try {
-      return await connect();
+      await connect();
+      back.push(now() - dropAt[0]!);
+      return;
     } catch (err) {
+      const why = (err instanceof Error ? err.message : String(err)).replace(/bench-[a-z0-9]+-scale-\d+/g, "<id>").replace(/[0-9a-f.:]*:\d{2,5}/g, "").slice(0, 80);
+      retries[`${what.split(" ")[0]}: ${why}`] = (retries[`${what.split(" ")[0]}: ${why}`] ?? 0) + 1;
       if (attempt === 60) noteError(`${what}: still not back after 60 attempts (${err instanceof Error ? err.message : String(err)})`);
     }
   }
@@ -412,7 +420,7 @@ class Device {
     if (!Atomics.load(dropSeq, this.spec.index)) Atomics.store(dropSeq, this.spec.index, this.seq);
     this.#ws = undefined;
     this.#mqtt = undefined;
-    void reconnect(`device ${this.spec.id}`, () => this.connect(), (attempt) => backoffDelay(attempt, DEFAULT_BACKOFF));
+    void reconnect(`device ${this.spec.id}`, () => this.connect(), (attempt) => backoffDelay(attempt, DEFAULT_BACKOFF), back.device);
   }
 
   /** Make readings now and send them (or keep them until the link is back, or the next batching frame). */
@@ -574,7 +582,7 @@ class Dashboard {
     this.#mqtt?.end(true);
     this.#ws = undefined;
     this.#mqtt = undefined;
-    void reconnect(`dashboard of ${this.spec.id}`, () => this.connect(), this.#retry);
+    void reconnect(`dashboard of ${this.spec.id}`, () => this.connect(), this.#retry, back.dashboard);
   }
 
   #onFrame(text: string): void {
@@ -649,6 +657,8 @@ class Dashboard {
 
 const latency = new Samples();
 const phases = { ticket: [] as number[], open: [] as number[], hello: [] as number[] };
+const back = { device: [] as number[], dashboard: [] as number[] };
+const retries: Record<string, number> = {};
 const recovered: Record<number, number> = {};
 let lastDeliveryAt = 0;
 let goAt = 0;
@@ -765,6 +775,8 @@ parentPort!.on("message", (msg: ToWorker) => {
           recovered,
           drained: dashboards.map((d) => d.drainedAt),
           phases,
+          back,
+          retries,
           acked: Object.fromEntries(devices.map((d) => [d.spec.index, d.acked])),
           deviceAuth,
           steady: {

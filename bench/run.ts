@@ -339,8 +339,8 @@ export type Outcome = {
   throughput: number;
   /** storm and scale: ms from the drop (the kill) until every device streams again (NaN if some never did), and the median device. */
   recoveryMs?: { all: number; p50: number; recovered: number; devices: number; phases?: Record<string, { p50: number; max: number }> };
-  /** scale: the restart itself, ms from the kill until the server answered again. */
-  restart?: { downMs: number; allBackAfterUpMs: number };
+  /** scale: the restart itself, ms from the kill until the server answered again, and the clients' failed attempts by reason. */
+  restart?: { downMs: number; allBackAfterUpMs: number; failedAttempts: Record<string, number> };
   /** backfill: ms until every dashboard held the whole backlog. */
   drainMs?: number;
   /** hub: the rooms' own counters over the scenario (scale: its steady phase), or why there are none. */
@@ -660,9 +660,19 @@ async function runScenario(scenario: Scenario, run: Running, profiler?: Profiler
           outcome.recoveryMs.phases[step] = { p50: percentile(t, 50), max: t.at(-1) ?? Number.NaN };
         }
       }
+      if (scenario === "scale") {
+        // How long the clients took to be connected again (their back-off included), apart from the first new reading.
+        outcome.recoveryMs.phases = {};
+        for (const who of ["device", "dashboard"] as const) {
+          const t = results.flatMap((r) => r.back[who]).sort((a, b) => a - b);
+          outcome.recoveryMs.phases[`${who}s connected`] = { p50: percentile(t, 50), max: t.at(-1) ?? Number.NaN };
+        }
+      }
       if (restart) {
         const downMs = restart.upAt - restart.killedAt;
-        outcome.restart = { downMs, allBackAfterUpMs: outcome.recoveryMs.all - (restart.killedAt - marks[0]!) - downMs };
+        const failedAttempts: Record<string, number> = {};
+        for (const r of results) for (const [why, count] of Object.entries(r.retries)) failedAttempts[why] = (failedAttempts[why] ?? 0) + count;
+        outcome.restart = { downMs, allBackAfterUpMs: outcome.recoveryMs.all - (restart.killedAt - marks[0]!) - downMs, failedAttempts };
       }
     }
     if (scenario === "backfill") {
@@ -941,9 +951,16 @@ try {
         profiler.close();
       }
       outcomes.push(o);
-      if (o.recoveryMs?.phases) {
+      if (o.scenario === "scale" && o.recoveryMs?.phases) {
         const p = o.recoveryMs.phases;
-        console.log(`\n  reconnect steps after the drop (p50 / max): ticket ${ms(p.ticket!.p50)} / ${ms(p.ticket!.max)}, socket open ${ms(p.open!.p50)} / ${ms(p.open!.max)}, hello acked ${ms(p.hello!.p50)} / ${ms(p.hello!.max)}`);
+        const step = (k: string) => `${k} ${ms(p[k]?.p50)} / ${ms(p[k]?.max)}`;
+        console.log(`\n  after the kill (p50 / max): ${step("devices connected")}, ${step("dashboards connected")}, first new reading at its dashboard ${ms(o.recoveryMs.p50)} / ${ms(o.recoveryMs.all)}`);
+        const failed = Object.entries(o.restart?.failedAttempts ?? {}).sort((a, b) => b[1] - a[1]);
+        if (failed.length) console.log(`  failed reconnect attempts: ${failed.slice(0, 4).map(([why, n]) => `${n} × ${why}`).join("; ")}`);
+      } else if (o.recoveryMs?.phases) {
+        const p = o.recoveryMs.phases;
+        const ticket = Number.isNaN(p.ticket!.p50) ? "no ticket (bearer upgrade)" : `ticket ${ms(p.ticket!.p50)} / ${ms(p.ticket!.max)}`;
+        console.log(`\n  reconnect steps after the drop (p50 / max): ${ticket}, socket open ${ms(p.open!.p50)} / ${ms(p.open!.max)}, hello acked ${ms(p.hello!.p50)} / ${ms(p.hello!.max)}`);
       }
       const c = countersOf(o);
       console.log(

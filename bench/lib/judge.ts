@@ -114,7 +114,9 @@ export function goals(input: JudgeInput, cases: CostCase[]): Goal[] {
   const rowsOf = (o: Outcome) => counters(o)?.rowsPerReading ?? Number.NaN;
   const need = (scenario: Outcome["scenario"]) => () => {
     const o = find(scenario, hub);
-    return o && !counters(o) ? `counters ${(o.counters as { unavailable: string } | undefined)?.unavailable ?? "n/a"}` : { value: 0, show: "" };
+    if (o && !counters(o)) return `counters ${(o.counters as { unavailable: string } | undefined)?.unavailable ?? "n/a"}`;
+    if (o && counters(o)!.readingsStored === 0) return "nothing committed in the window (too short for a group commit)";
+    return { value: 0, show: "" };
   };
   const bound = (value: number, label: string, check: () => { value: number; show: string } | string) => () => {
     const c = check();
