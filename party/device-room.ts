@@ -486,10 +486,14 @@ export class DeviceRoom extends Server<Env> {
   }
 
   #setReported(state: ReportedState, now: number, tellFleet = true): void {
+    const changed = JSON.stringify(state) !== JSON.stringify(this.#reported);
     this.#reported = state;
     if (state.ip) this.#presence.setIp(state.ip);
-    this.ctx.storage.kv.put("reported", state);
-    this.#meter.row();
+    // A reconnect usually reports what it reported before: no write (a commit) for that.
+    if (changed) {
+      this.ctx.storage.kv.put("reported", state);
+      this.#meter.row();
+    }
     this.#toDashboards({ type: "state", desired: this.#desired, reported: state });
     if (tellFleet) this.#pushFleet(true, now, { fw: state.fw, ip: this.#presence.ip });
   }

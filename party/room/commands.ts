@@ -16,6 +16,8 @@ export class CommandsStore {
   readonly #meter: Meter;
   /** A command was inserted since the last prune (in memory: a wake prunes once, harmlessly). */
   #added = true;
+  /** The earliest open deadline, once asked (undefined: ask SQLite); every change forgets it. */
+  #nextDeadline: number | null | undefined;
 
   constructor(sql: SqlStorage, meter: Meter) {
     this.#sql = sql;
@@ -40,9 +42,12 @@ export class CommandsStore {
       .map(commandFromRow);
   }
 
-  /** Oldest first: the order they go to a device that reconnects. */
+  /** Oldest first: the order they go to a device that reconnects (a scan of the ≤ 50 kept rows). */
   queued(): CommandRecord[] {
-    return this.recent().filter((c) => c.status === "queued").reverse();
+    return this.#sql
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands WHERE status = 'queued' ORDER BY created, rowid")
+      .toArray()
+      .map(commandFromRow);
   }
 
   insert(id: string, command: CommandBody, now: number, deadline: number): void {
@@ -57,9 +62,11 @@ export class CommandsStore {
       ),
     );
     this.#added = true;
+    this.#nextDeadline = undefined;
   }
 
   setStatus(id: string, status: CommandStatus, error: string | undefined, now: number): CommandRecord | undefined {
+    this.#nextDeadline = undefined;
     this.#meter.wrote(
       this.#sql.exec("UPDATE commands SET status = ?, error = ?, updated = ? WHERE id = ?", status, error ?? null, now, id),
     );
@@ -76,7 +83,12 @@ export class CommandsStore {
 
   /** The earliest deadline of a command still waiting, or null. */
   nextDeadline(): number | null {
-    return this.#sql.exec<{ d: number | null }>("SELECT MIN(deadline) AS d FROM commands WHERE status IN ('queued', 'delivered')").one().d;
+    if (this.#nextDeadline === undefined) {
+      this.#nextDeadline = this.#sql
+        .exec<{ d: number | null }>("SELECT MIN(deadline) AS d FROM commands WHERE status IN ('queued', 'delivered')")
+        .one().d;
+    }
+    return this.#nextDeadline;
   }
 
   /** Keep only the latest commands (only after new ones came: otherwise nothing to prune). */

@@ -55,7 +55,9 @@ export class Presence {
     if (online) this.touch(now);
     if (online === this.online) return false;
     this.online = online;
-    this.persist(now, true);
+    // Last-seen matters once the device is gone; going online, a later commit or the next
+    // offline transition records it (a reconnect storm writes nothing for this).
+    if (!online) this.persist(now, true);
     return true;
   }
 

@@ -3,7 +3,7 @@
 // rate limits, static assets), the same workerd, without wrangler dev's proxy
 // Worker (a second workerd every request and frame passes through), its file
 // watcher and its re-printing of the runtime's output. For the LAN/container
-// path and the benchmark; `npm run endpoint` stays wrangler dev for development.
+// path, `npm start` and the benchmark; `DIRECT=0` (and `npm run dev`) run wrangler dev instead.
 import { createRequire } from "node:module";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -48,6 +48,8 @@ export async function startDirect(o) {
     // No request.cf download (no internet on many LANs).
     cf: false,
     log: new Log(LogLevel.INFO),
+    // INSPECTOR_PORT=9229: the DevTools inspector on the Worker's isolate (rooms included), for CPU profiles.
+    ...(process.env.INSPECTOR_PORT ? { inspectorPort: Number(process.env.INSPECTOR_PORT) } : {}),
     // The Worker's console output, as it printed it: no per-request lines, no
     // reformatting (the legacy reading lines are what an operator tails).
     logRequests: false,
