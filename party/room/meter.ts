@@ -1,8 +1,8 @@
 /**
  * What a room costs, counted as Cloudflare bills a SQLite-backed Durable
  * Object: rows written (every row an INSERT, UPDATE or DELETE touches, a KV
- * put, and — to be safe — an alarm set, since alarms are kept in the object's
- * storage), requests (RPC calls, HTTP requests, alarm invocations, and
+ * put, and an alarm set: "each setAlarm is billed as a single row written",
+ * Durable Objects pricing), requests (RPC calls, HTTP requests, alarm invocations, and
  * WebSocket messages received at 20:1). In memory only: a wake from
  * hibernation starts the count afresh (`since` says when).
  *
