@@ -14,12 +14,20 @@ import { spawn, spawnSync } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
+import { portFree } from "./lib/port.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const port = process.env.PORT || "8787";
 const host = process.env.HOST || "127.0.0.1";
 const stateDir = resolve(root, process.env.STATE_DIR || ".wrangler/state");
 const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
+
+// Before anything prints or is built: a port in use fails with one line saying what to change
+// (workerd would only fail after the banner, with a stack and advice that does not apply here).
+if (!(await portFree(host, port))) {
+  console.error(`endpoint: port ${port} on ${host} is already in use; pick another with PORT=<n> npm run endpoint`);
+  process.exit(1);
+}
 
 const secrets = ensureDevVars(devVars);
 const shownHost = host === "0.0.0.0" ? "localhost" : host;

@@ -3,16 +3,22 @@
 // Miniflare/workerd directly: the fast mode the container runs too) and, once it
 // answers, one simulated device streaming into it. `npm run dev` (--dev) is the
 // same under wrangler dev, which reloads the Worker on every edit.
-// Ctrl-C stops both; if either stops on its own, the other is stopped too.
+// Ctrl-C or SIGTERM (an IDE's stop button) stops everything it started: each child
+// runs in a process group of its own (so workerd and esbuild under the endpoint go
+// too), and this script exits only once those groups are empty and the port is free.
+// The endpoint stopping stops the rest; the agent crashing is restarted, unless it
+// crash-loops. One banner says when the device is streaming; VERBOSE=1 shows every reading.
 //
 //   PORT, HOST, STATE_DIR, DEV_VARS   as for `npm run endpoint`
 //   DEVICE_ID                         the simulated device's id (default sim-1)
+//   VERBOSE=1                         the agent's `Temperature: …` line per reading (quiet by default)
 //   IOT_*                             any agent setting (see `npm run device -- --help`)
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
+import { portFree } from "./lib/port.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const port = process.env.PORT || "8787";
@@ -25,41 +31,91 @@ const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
 // The simulated device's token lives beside its outbox (git-ignored), like IOT_TOKEN in a Pi's env file.
 const tokenFile = join(root, "device/.state", deviceId, "token");
 
-const children = new Set();
-let stopping = false;
+// Before anything starts, prints or is built: a port in use is either this demo already
+// running (say so and touch nothing: no second agent on its outbox, no rebuild) or
+// another program (say how to pick another port; `--port` is not an npm start flag).
+if (!(await portFree(host, port))) {
+  let ours = false;
+  try {
+    const res = await fetch(`${base}/api/session`, { signal: AbortSignal.timeout(2_000) });
+    ours = res.status === 401 && (res.headers.get("content-type") ?? "").includes("json");
+  } catch {
+    // Nothing answering HTTP there: some other program holds the port.
+  }
+  console.error(
+    ours
+      ? `start: an endpoint is already running at ${base}/ (another npm start?); nothing started. Open it there, or stop it first.`
+      : `start: port ${port} on ${host} is already in use by another program; pick another with PORT=<n> npm start`,
+  );
+  process.exit(1);
+}
 
-function start(name, args, env = {}) {
-  const child = spawn(process.execPath, args, { cwd: root, stdio: "inherit", env: { ...process.env, ...env } });
-  children.add(child);
+/** Live children: name → { child, pgid }. Each is the leader of its own process group. */
+const children = new Map();
+let stopping = false;
+let exitCode = 0;
+
+/** Signal a child's whole process group (the endpoint's workerd, esbuild, wrangler's own children). */
+function signalGroup(pgid, signal) {
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    // ESRCH: the group is already empty, which is what stopping wants.
+    return false;
+  }
+}
+
+function start(name, args, { env = {}, onExit, stdout = "inherit" } = {}) {
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    // Own process group: a stop reaches its grandchildren, and the terminal's Ctrl-C reaches
+    // only this script, which stops the groups in order. No stdin: a background group must not read the tty.
+    detached: true,
+    stdio: ["ignore", stdout, "inherit"],
+    env: { ...process.env, ...env },
+  });
+  children.set(name, { child, pgid: child.pid });
   child.on("exit", (code, signal) => {
-    children.delete(child);
-    if (!stopping) {
+    if (stopping) return; // stop() waits for the whole group, not just its leader
+    children.delete(name);
+    // Its group may still hold grandchildren (a workerd): they go with it.
+    signalGroup(child.pid, "SIGTERM");
+    if (onExit) onExit(code, signal);
+    else {
       console.error(`start: ${name} exited (${signal ?? code}); stopping the rest`);
-      stop(code ?? 1);
-    } else if (children.size === 0) {
-      process.exit(exitCode);
+      void stop(code || 1);
     }
   });
   return child;
 }
 
-let exitCode = 0;
-function stop(code = 0) {
+const groupAlive = (pgid) => signalGroup(pgid, 0);
+
+async function stop(code = 0) {
   if (stopping) return;
   stopping = true;
   exitCode = code;
-  if (children.size === 0) process.exit(code);
-  for (const child of children) child.kill("SIGTERM");
-  // A child that ignores SIGTERM for 10 s is not going to stop politely.
-  setTimeout(() => {
-    for (const child of children) child.kill("SIGKILL");
-    process.exit(code || 1);
-  }, 10_000).unref();
+  // Last started, first stopped: the agent goes before the endpoint it talks to, so it
+  // does not log a lost connection on the way out.
+  const groups = [...children.values()].map((c) => c.pgid).reverse();
+  // A group that ignores SIGTERM for 10 s is not going to stop politely.
+  const deadline = Date.now() + 10_000;
+  for (const pgid of groups) {
+    signalGroup(pgid, "SIGTERM");
+    while (groupAlive(pgid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  }
+  if (groups.some(groupAlive)) {
+    for (const pgid of groups) signalGroup(pgid, "SIGKILL");
+    exitCode ||= 1;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  process.exit(exitCode);
 }
-for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => stop(0));
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => void stop(0));
 
 const dev = process.argv.includes("--dev");
-start("endpoint", [join(root, "scripts/endpoint.mjs")], { DIRECT: dev ? "0" : "1" });
+start("endpoint", [join(root, "scripts/endpoint.mjs")], { env: { DIRECT: dev ? "0" : "1" } });
 
 /** Wait until the endpoint answers a cheap route (wrangler dev takes a few seconds to start). */
 async function waitForEndpoint(timeoutMs = 120_000) {
@@ -105,20 +161,78 @@ async function deviceToken() {
   return token;
 }
 
+/** Five crashes within a minute is a loop, not bad luck: give up rather than spin. */
+const RESTART_DELAY_MS = 2_000;
+const CRASH_LOOP = { count: 5, windowMs: 60_000 };
+const crashes = [];
+// device/log.ts LINES.connected, byte for byte (the old agent's line; scripts grep for it).
+const CONNECTED = "IoT Connected to the Endpoint.";
+let announced = false;
+
+/**
+ * The simulated agent, restarted when it dies so the demo survives. Its stdout is
+ * passed through line by line, watching for the connected line to print the banner.
+ */
+function startDevice(agentArgs, admin) {
+  const child = start("device", agentArgs, {
+    stdout: "pipe",
+    onExit(code, signal) {
+      const now = Date.now();
+      crashes.push(now);
+      while (crashes.length && now - crashes[0] > CRASH_LOOP.windowMs) crashes.shift();
+      if (crashes.length >= CRASH_LOOP.count) {
+        console.error(`start: the simulated device exited ${crashes.length} times within a minute (last: ${signal ?? code}); giving up, stopping the demo`);
+        void stop(1);
+        return;
+      }
+      console.error(`start: the simulated device exited (${signal ?? code}); restarting it in ${RESTART_DELAY_MS / 1000} s`);
+      setTimeout(() => stopping || startDevice(agentArgs, admin), RESTART_DELAY_MS);
+    },
+  });
+  let partial = "";
+  child.stdout.on("data", (chunk) => {
+    process.stdout.write(chunk);
+    if (announced) return;
+    partial += chunk.toString("utf8");
+    const lines = partial.split("\n");
+    partial = lines.pop() ?? "";
+    if (lines.includes(CONNECTED)) {
+      announced = true;
+      banner(admin);
+    }
+  });
+}
+
+function banner(admin) {
+  console.log(
+    [
+      "",
+      `start: ready. ${deviceId} is streaming; dashboard at ${base}/`,
+      `  operator token: ${admin}`,
+      `  add a real device: npm run device -- provision --endpoint ${base} --id <name> --admin-token ${admin}`,
+      `  Ctrl-C stops everything${process.env.VERBOSE === "1" ? "" : "; VERBOSE=1 npm start shows every reading"}.`,
+      "",
+    ].join("\n"),
+  );
+}
+
 if (await waitForEndpoint()) {
   try {
     const token = await deviceToken();
-    console.log(`start: endpoint up at ${base}; starting simulated device ${deviceId} (dashboard: ${base}/)`);
+    const admin = ensureDevVars(devVars).ADMIN_TOKEN;
+    console.log(`start: endpoint up at ${base}; starting simulated device ${deviceId}`);
     const agentArgs = ["--disable-warning=ExperimentalWarning", join(root, "device/cli.ts"), "--simulate", "--id", deviceId];
     if (!process.env.IOT_ENDPOINT) agentArgs.push("--endpoint", base);
+    // The banner is the news; a line per reading only when asked for.
+    if (process.env.VERBOSE !== "1") agentArgs.push("--quiet");
     // In the environment, not argv: other users can read a process's arguments.
     process.env.IOT_TOKEN = token;
-    start("device", agentArgs);
+    startDevice(agentArgs, admin);
   } catch (err) {
     console.error(`start: ${err.message}`);
-    stop(1);
+    void stop(1);
   }
 } else if (!stopping) {
   console.error(`start: the endpoint did not answer at ${base} within 120 s`);
-  stop(1);
+  void stop(1);
 }
