@@ -26,6 +26,7 @@
 import { Server, type Connection, type ConnectionContext, type WSMessage } from "partyserver";
 import {
   DashboardMessage,
+  LIMITS,
   PING,
   PONG,
   applyCommand,
@@ -363,7 +364,7 @@ export class DeviceRoom extends Server<Env> {
       case "hello":
         return this.#onHello(connection, msg.stream, msg.oldest, msg.state, now);
       case "readings":
-        this.#take(msg.readings, stream!.offset, now, typeof raw === "string" ? raw : undefined);
+        this.#take(msg.readings, stream!.offset, now, typeof raw === "string" ? raw : undefined, connection);
         if (this.#groupDue(now)) return this.#commitAndAck(now);
         // Nothing new waits (a resend of what is stored): the ack is already true.
         if (this.#readings.pendingCount === 0) return sendTo(connection, this.#ack(stream!.offset));
@@ -383,6 +384,12 @@ export class DeviceRoom extends Server<Env> {
   }
 
   #onHello(connection: Connection, streamId: string, oldest: number, state: ReportedState, now: number): void {
+    const known = this.#streams.get(streamId);
+    if (known && known.offset + oldest - 1 > this.#seqBound(now)) {
+      // An `oldest` no outbox could have (9e15): refused, not counted as billions of lost readings.
+      sendTo(connection, errorMessage("seq_out_of_range", `oldest ${oldest} is beyond any outbox this room could be missing`));
+      return closeQuietly(connection, CLOSE.flood, "seq out of range");
+    }
     const stream = this.#openStream(streamId, now);
     connection.setState({ stream } satisfies DeviceConnectionState);
     // Everything below `oldest` has left the agent's outbox: what is not held of it never will be.
@@ -435,12 +442,18 @@ export class DeviceRoom extends Server<Env> {
    * same two keys, the same strict readings), so when all of it is new, in
    * order and needs no offset, it is forwarded as received, not re-serialised.
    */
-  #take(readings: Reading[], offset: number, now: number, frame: string | undefined): number {
-    const mapped = offset === 0 ? readings : readings.map((r) => ({ ...r, seq: offset + r.seq }));
+  #take(readings: Reading[], offset: number, now: number, frame: string | undefined, from?: WebSocket): number {
+    let mapped = offset === 0 ? readings : readings.map((r) => ({ ...r, seq: offset + r.seq }));
+    const bound = this.#seqBound(now);
+    if (mapped.some((r) => r.seq > bound)) {
+      mapped = mapped.filter((r) => r.seq <= bound);
+      frame = undefined;
+      if (from) sendTo(from, errorMessage("seq_out_of_range", `readings past seq ${bound - offset} are refused: no outbox runs that far ahead of the ack`));
+    }
     const fresh = this.#readings.add(mapped, now);
     if (fresh.length === 0) return 0;
     const asSent = frame !== undefined && offset === 0 && fresh.length === readings.length && ascending(readings);
-    this.#toDashboards(asSent ? frame : { type: "readings", readings: fresh });
+    this.#toDashboards(asSent ? frame! : { type: "readings", readings: fresh });
     if (this.settings.logReadings) this.#log.readings(fresh, this.#presence.ip, this.name);
     const newest = fresh[fresh.length - 1]!;
     if (!this.#latest || newest.seq > this.#latest.seq) this.#latest = newest;
@@ -452,6 +465,12 @@ export class DeviceRoom extends Server<Env> {
     if (!this.#fleetHasReading) this.#pushFleet(true, now);
     else if (this.#watchers() > 0) this.#pushFleet(false, now);
     return fresh.length;
+  }
+
+  /** The highest room seq a device could genuinely send now (see LIMITS.maxSeqAhead). */
+  #seqBound(now: number): number {
+    const silentMs = Math.max(0, now - (this.#presence.lastSeen ?? now));
+    return this.#readings.acked + LIMITS.maxSeqAhead + Math.floor(silentMs / 100);
   }
 
   /** A group is due: nobody watches (the device batched it), it is big enough, or old enough. */

@@ -25,6 +25,14 @@ export const LIMITS = {
   maxReadingsPage: 5000,
   /** Devices one `GET /api/devices` page answers at most (each registry shard is asked for this many). */
   maxDevicesPage: 500,
+  /**
+   * How far past the room's ack a device's seq may run: an agent's outbox holds at most
+   * 100,000,000 readings (its --outbox-max), so nothing genuine is further ahead — plus one
+   * reading per 100 ms (the shortest sample interval) of the time the room has not heard the
+   * device. Past that a seq is refused (`seq_out_of_range`): one absurd seq must not move a
+   * room's numbers to the end of the safe-integer range.
+   */
+  maxSeqAhead: 100_000_000,
   /** Plausible sensor range, °F or °C (TMP102: −55 °C … +150 °C ≈ −67 °F … 302 °F). */
   minTemperature: -100,
   maxTemperature: 400,

@@ -165,11 +165,47 @@ describe("the write path", () => {
     }
     expect((await json(await get(`/api/devices/${id}`))).stored).toBe(1000);
     expect((await stored(id))[0]).toBe(501);
-    // A reading with a seq near 2^53: before, retention by seq distance deleted everything below it.
-    device.send({ type: "readings", readings: [reading(9_007_199_254_000_000)] });
-    await new Promise((r) => setTimeout(r, 1_000));
-    const seqs = await stored(id);
-    expect(seqs.slice(0, 1000)).toEqual(range(501, 1500));
+    // Retention counts what is stored and never reads seq numbers (before, it deleted every seq
+    // more than RETAIN_READINGS below the highest one, so one seq near 2^53 erased all history).
+  });
+
+  it("refuses a seq bomb: a reading far past the ack is dropped with seq_out_of_range, history, acks and a later stream untouched", async () => {
+    const id = uniqueId();
+    await register(id);
+    const device = await connectDevice(id, { stream: "stream-bomb-1" });
+    device.send({ type: "readings", readings: batch(1, 5) });
+    await device.next((m) => m.type === "ack" && m.seq === 5);
+    device.send({ type: "readings", readings: [reading(6), { ...reading(7), seq: 9_007_199_254_000_000 }] });
+    const err = await device.next((m) => m.type === "error" && m.code === "seq_out_of_range");
+    expect(err.message).toMatch(/refused/);
+    await device.next((m) => m.type === "ack" && m.seq === 6);
+    expect(await stored(id)).toEqual(range(1, 6));
+    device.close();
+    // A reset agent (a new stream) continues right after the genuine readings, not after 2^53.
+    const fresh = await connectDevice(id, { stream: "stream-bomb-2" });
+    fresh.send({ type: "readings", readings: [reading(1, 55)] });
+    await fresh.next((m) => m.type === "ack" && m.seq === 1);
+    expect(await stored(id)).toEqual(range(1, 7));
+    const state = await json(await get(`/api/devices/${id}`));
+    expect(state).toMatchObject({ ackedSeq: 7, lost: 0, stored: 7 });
+  });
+
+  it("refuses a hello whose oldest no outbox could have, instead of counting billions of readings lost", async () => {
+    const id = uniqueId();
+    await register(id);
+    const first = await connectDevice(id, { stream: "stream-oldest-1" });
+    first.send({ type: "readings", readings: batch(1, 3) });
+    await first.next((m) => m.type === "ack" && m.seq === 3);
+    first.close();
+    const bomb = await connect(`/parties/device/${id}?ticket=${await ticket(id, "device")}`);
+    bomb.send({ type: "hello", stream: "stream-oldest-1", oldest: 9_000_000_000_000_000, state: reportedState() });
+    await bomb.next((m) => m.type === "error" && m.code === "seq_out_of_range");
+    expect((await bomb.closed).code).toBe(1008);
+    expect(await json(await get(`/api/devices/${id}`))).toMatchObject({ ackedSeq: 3, lost: 0, stored: 3 });
+    // A genuine drop (outbox moved on by two) is still counted as it was.
+    const again = await connectDevice(id, { stream: "stream-oldest-1", oldest: 6 });
+    await again.next((m) => m.type === "ack" && m.seq === 5);
+    expect(await json(await get(`/api/devices/${id}`))).toMatchObject({ ackedSeq: 5, lost: 2 });
   });
 
   it("admits a device by its token on the upgrade, without a ticket, and refuses wrong, foreign and forged credentials", async () => {
