@@ -78,6 +78,12 @@ function runWranglerDev() {
       // No telemetry, no request.cf download: these machines (and many LANs) have no internet.
       WRANGLER_SEND_METRICS: "false",
       CLOUDFLARE_CF_FETCH_ENABLED: "false",
+      // wrangler dev's Local Explorer (/cdn-cgi/local/explorer/api: SQL on every Durable Object,
+      // no credentials, guarded only by a Host check any client can pass) and its trace store
+      // (request URLs, socket tickets included) are off: nothing that reads or writes state may
+      // be reachable without auth, in any run mode.
+      X_LOCAL_EXPLORER: "false",
+      X_LOCAL_OBSERVABILITY: "false",
     },
   });
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {

@@ -27,6 +27,28 @@ describe.each([
     await endpoint?.close();
   });
 
+  it("exposes none of wrangler's state tools under /cdn-cgi/ (Local Explorer, trace store)", async () => {
+    // With them on, GET …/durable_objects/namespaces lists every room class as JSON and the
+    // explorer runs SQL on any room, with no credentials (issue 12). Off, the path is ours:
+    // the dashboard's single-page fallback (HTML), never the explorer's JSON.
+    for (const path of [
+      "/cdn-cgi/local/explorer/api/workers/durable_objects/namespaces",
+      "/cdn-cgi/local/explorer/api",
+      "/cdn-cgi/explorer/api",
+    ]) {
+      const res = await fetch(new URL(path, endpoint.url));
+      const body = await res.text();
+      expect(res.headers.get("content-type") ?? "", path).not.toMatch(/json/);
+      expect(body, path).not.toContain("DeviceRoom");
+    }
+    const query = await fetch(new URL("/cdn-cgi/local/explorer/api/local/observability/query", endpoint.url), {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ sql: "SELECT name FROM spans LIMIT 1" }),
+    });
+    expect(await query.text()).not.toMatch(/"success":\s*true/);
+  });
+
   it("answers the legacy routes", async () => {
     const config = await client.register("e2e-legacy", "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
