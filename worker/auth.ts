@@ -15,6 +15,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
+import { fleetFor } from "../party/fleet";
 import { DeviceId } from "../party/protocol";
 import { room, type AppEnv } from "./env";
 import { ApiError } from "./errors";
@@ -95,12 +96,21 @@ export async function roleForToken(env: Env, token: string): Promise<"operator" 
   return null;
 }
 
+/**
+ * Whether a device id was provisioned, asked of its fleet shard (which exists anyway) before
+ * its room is touched: a room is a Durable Object with its own storage, and a made-up id in a
+ * token (`ghost-7.<43 chars>`) must cost no storage, not even an empty database.
+ */
+export async function isKnownDevice(env: Env, id: string): Promise<boolean> {
+  return (await fleetFor(env, id).get(id)) !== null;
+}
+
 async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
   const token = bearer(c);
   if (token !== null) {
     const device = splitDeviceToken(token);
     if (device) {
-      const ok = await room(c.env, device.id).verifyCredential(await hashSecret(device.secret));
+      const ok = (await isKnownDevice(c.env, device.id)) && (await room(c.env, device.id).verifyCredential(await hashSecret(device.secret)));
       if (!ok) throw new ApiError(401, "unauthorized", "unknown, rotated or revoked device token");
       return { role: "device", id: device.id };
     }

@@ -4,6 +4,8 @@
  * ticket, with an expired session: refused with the right status or close
  * code, and nothing written.
  */
+import { env } from "cloudflare:workers";
+import { listDurableObjectIds } from "cloudflare:test";
 import { serializeSigned } from "hono/utils/cookie";
 import { describe, expect, it } from "vitest";
 import { issueTicket } from "../../worker/tickets";
@@ -95,6 +97,28 @@ describe("without credentials", () => {
       expect(res.status, `${method} ${path}`).toBe(401);
     }
     expect(await snapshot(id)).toEqual(before);
+  });
+});
+
+describe("a made-up device id", () => {
+  it("costs no storage: a ghost token on REST and on a socket upgrade creates no room (issue 12)", async () => {
+    const roomsBefore = (await listDurableObjectIds(env.DEVICE_ROOM)).map((id) => id.toString());
+    const ghosts = Array.from({ length: 10 }, (_, i) => `ghost-${Date.now().toString(36)}-${i}`);
+    for (const ghost of ghosts) {
+      const authorization = `Bearer ${ghost}.${"A".repeat(43)}`;
+      for (const path of ["/iot/update", "/iot/config"]) {
+        const res = await call(path, { headers: { authorization, "x-iot-ip": "10.0.0.9" } });
+        expect(res.status, path).toBe(401);
+      }
+      const up = await call(`/parties/device/${ghost}`, { headers: { ...upgrade, authorization } });
+      expect(up.status).toBe(401);
+      const data = await call("/iot/data", { method: "POST", headers: { authorization, "content-type": "application/json" }, body: JSON.stringify({ readings: [reading(1)] }) });
+      expect(data.status).toBe(401);
+    }
+    const ghostIds = new Set(ghosts.map((g) => env.DEVICE_ROOM.idFromName(g).toString()));
+    const roomsAfter = (await listDurableObjectIds(env.DEVICE_ROOM)).map((id) => id.toString());
+    expect(roomsAfter.filter((id) => ghostIds.has(id))).toEqual([]);
+    expect(roomsAfter.length).toBe(roomsBefore.length);
   });
 });
 

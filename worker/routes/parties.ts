@@ -16,7 +16,7 @@
 import { Hono, type Context } from "hono";
 import { CREDENTIAL_HEADER, TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
-import { hashSecret, isOwnOrigin, sessionSecret, splitDeviceToken } from "../auth";
+import { hashSecret, isKnownDevice, isOwnOrigin, sessionSecret, splitDeviceToken } from "../auth";
 import { room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { verifyTicket, type TicketClaims } from "../tickets";
@@ -52,6 +52,8 @@ async function admitDevice(c: Context<AppEnv>, id: string, authorization: string
   const token = m ? splitDeviceToken(m[1]!) : null;
   if (!token) throw new ApiError(401, "unauthorized", "Authorization must be `Bearer <device token>`");
   if (token.id !== id) throw new ApiError(403, "wrong_room", "this token is for another device");
+  // An id nobody provisioned never reaches (and so never creates) a room.
+  if (!(await isKnownDevice(c.env, id))) throw new ApiError(401, "unauthorized", "unknown, rotated or revoked device token");
   // Limited per address like every request (the app's IP limiter); not also per device: a
   // reconnect storm is 1,000s of upgrades at once, and each limiter call is a round trip
   // (locally, into one Durable Object). A wrong token costs one hash compare in its room.
