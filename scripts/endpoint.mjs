@@ -45,7 +45,8 @@ if (process.env.SKIP_BUILD !== "1") {
 if (process.env.DIRECT !== "0") {
   const { startDirect } = await import("./lib/direct.mjs");
   const argv = process.argv.slice(2);
-  const vars = {};
+  // Not behind Cloudflare's edge: a client-sent CF-Connecting-IP is not an address (worker/rate-limit.ts).
+  const vars = { LOCAL_ENDPOINT: "true" };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] !== "--var") throw new Error(`DIRECT=1 takes only --var NAME:VALUE, got ${argv[i]}`);
     const [name, ...value] = (argv[++i] ?? "").split(":");
@@ -68,6 +69,8 @@ function runWranglerDev() {
     "--persist-to", stateDir,
     "--env-file", devVars,
     "--show-interactive-dev-session=false",
+    // Not behind Cloudflare's edge: a client-sent CF-Connecting-IP is not an address (worker/rate-limit.ts).
+    "--var", "LOCAL_ENDPOINT:true",
     ...process.argv.slice(2),
   ];
   const child = spawn(process.execPath, args, {

@@ -156,4 +156,20 @@ describe.each([
     device.close();
     dash.close();
   });
+
+  // Last in the suite: it spends this endpoint's whole sign-in budget.
+  it("keys rate limits on nothing the client chooses: a fresh forged CF-Connecting-IP per attempt buys no fresh sign-in budget", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 13; i++) {
+      const res = await fetch(new URL("/api/login", endpoint.url), {
+        method: "POST",
+        headers: { "content-type": "application/json", "cf-connecting-ip": `203.0.113.${i + 1}` },
+        body: JSON.stringify({ token: `wrong-token-${i}` }),
+      });
+      statuses.push(res.status);
+    }
+    // LOGIN_LIMITER allows 10 a minute from one client: the rest are 429, forged addresses or not.
+    expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+    expect(statuses.slice(10)).toEqual([429, 429, 429]);
+  });
 });
