@@ -101,6 +101,7 @@ export class DeviceRoom extends Server<Env> {
   #fleetHasReading = false;
   /** The stream of the device's current connection (one device socket per room). */
   #stream: Stream | null;
+  #unknownResultLoggedAt = 0;
   /** When the alarm is set for, as far as this instance knows (null: unknown or none). */
   #alarmAt: number | null = null;
 
@@ -150,6 +151,9 @@ export class DeviceRoom extends Server<Env> {
         return refuse(401, "unauthorized", "wrong, rotated or revoked device token");
       }
       return super.fetch(request);
+    }
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && roleOf(request) === "dashboard" && this.#watchers() >= LIMITS.maxDashboardsPerDevice) {
+      return refuse(429, "too_many_sockets", `this device already has ${LIMITS.maxDashboardsPerDevice} dashboards open`);
     }
     const refusal = admitSocket(request, this.ctx.storage.sql, (admission) => {
       if (admission.role !== "device") return null;
@@ -498,7 +502,14 @@ export class DeviceRoom extends Server<Env> {
   #onCommandResult(id: string, ok: boolean, error: string | undefined, state: ReportedState | undefined, now: number): void {
     if (state) this.#setReported(state, now);
     const cmd = this.#commands.get(id);
-    if (!cmd) return console.warn(`room ${this.name}: result for unknown command ${id}`);
+    if (!cmd) {
+      // At most one line a minute: a device repeating unknown ids must not fill the log.
+      if (now - this.#unknownResultLoggedAt >= 60_000) {
+        this.#unknownResultLoggedAt = now;
+        console.warn(`room ${this.name}: result for unknown command ${id} (further ones this minute not logged)`);
+      }
+      return;
+    }
     // A late answer after a time-out still tells the truth about the device, so it wins.
     if (cmd.status === "applied" || cmd.status === "failed") return;
     this.#setCommandStatus(id, ok ? "applied" : "failed", ok ? undefined : (error ?? "device reported failure"), now);

@@ -21,6 +21,8 @@ export const LIMITS = {
   maxBodyBytes: 256 * 1024,
   /** Readings per batch frame or POST. The agent sends backlog in batches of at most this. */
   maxBatch: 500,
+  /** Dashboard sockets one device's room serves at once; more are refused with 429. */
+  maxDashboardsPerDevice: 100,
   /** Readings one `GET …/readings` answers at most. */
   maxReadingsPage: 5000,
   /** Devices one `GET /api/devices` page answers at most (each registry shard is asked for this many). */
@@ -102,12 +104,21 @@ export const DesiredState = z.strictObject({
 });
 export type DesiredState = z.infer<typeof DesiredState>;
 
+/**
+ * Text a device reports that dashboards and logs show: printable ASCII only, so no control
+ * characters (terminal escapes in a log), no bidi overrides (a name that reads backwards).
+ */
+const Printable = (max: number) => z.string().regex(new RegExp(`^[\\x20-\\x7e]{0,${max}}$`), `printable ASCII, at most ${max} characters`);
+
+/** An IPv4 or IPv6 address, as `x-iot-ip` and the agent's `--ip` carry it. */
+export const IpAddress = z.union([z.ipv4(), z.ipv6()]);
+
 export const ReportedState = z.strictObject({
   scale: Scale,
   intervalMs: IntervalMs,
-  fw: z.string().max(32),
-  ip: z.string().max(64).optional(),
-  sensor: z.string().max(32),
+  fw: Printable(32),
+  ip: IpAddress.optional(),
+  sensor: Printable(32),
   /** I2C errors since the agent started; a health signal for the dashboard. */
   sensorErrors: z.number().int().min(0).optional(),
   /** Readings dropped by the agent's outbox drop-oldest policy since it was created. */

@@ -8,6 +8,14 @@ import type { Meter } from "./meter";
 
 export type Stream = { id: string; offset: number };
 
+/**
+ * Streams remembered per room. A hello with a new stream id is one row; without a bound, a
+ * device (or a stolen token) saying hello with a fresh id each time grows the table forever.
+ * A stream older than the last KEEP_STREAMS is treated as new if it ever comes back, which
+ * only moves its seqs after everything stored (nothing is overwritten or lost).
+ */
+export const KEEP_STREAMS = 20;
+
 export class StreamsTable {
   readonly #sql: SqlStorage;
   readonly #kv: SyncKvStorage;
@@ -34,6 +42,9 @@ export class StreamsTable {
   /** Record a new stream starting after `offset`. */
   add(id: string, offset: number, now: number): Stream {
     this.#meter.wrote(this.#sql.exec("INSERT INTO streams (id, offset, created) VALUES (?, ?, ?)", id, offset, now));
+    this.#meter.wrote(
+      this.#sql.exec("DELETE FROM streams WHERE id NOT IN (SELECT id FROM streams ORDER BY created DESC, rowid DESC LIMIT ?)", KEEP_STREAMS),
+    );
     return { id, offset };
   }
 

@@ -12,6 +12,7 @@ import { bodyLimit } from "hono/body-limit";
 import { z } from "zod";
 import {
   DeviceId,
+  IpAddress,
   IotDataBody,
   LIMITS,
   type IotConfigResponse,
@@ -25,8 +26,6 @@ import { ApiError } from "../errors";
 import { rateLimit } from "../rate-limit";
 import { validate, validateJson } from "../validate";
 
-/** IPv4 dotted quad, or an IPv6 address. */
-const IpAddress = z.union([z.ipv4(), z.ipv6()]);
 
 const DeviceHeaders = z.object({
   "x-iot-ip": IpAddress.optional(),
