@@ -38,6 +38,20 @@ if (!js || !css) throw new Error(`dashboard: expected one .js and one .css outpu
 const rel = (file) => relative(dist, file).split("\\").join("/");
 const html = readFileSync(join(here, "index.html"), "utf8").replace("{{js}}", rel(js)).replace("{{css}}", rel(css));
 writeFileSync(join(dist, "index.html"), html);
+// Security headers on every asset (Workers static assets read `_headers`; the Worker's own
+// routes set theirs in code). The page loads only its own script and style, talks only to its
+// own origin (REST and wss), and may not be framed.
+writeFileSync(
+  join(dist, "_headers"),
+  [
+    "/*",
+    "  Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    "  X-Content-Type-Options: nosniff",
+    "  X-Frame-Options: DENY",
+    "  Referrer-Policy: no-referrer",
+    "",
+  ].join("\n"),
+);
 
 let total = 0;
 const sizes = [join(dist, "index.html"), js, css].map((file) => {

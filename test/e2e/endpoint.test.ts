@@ -49,6 +49,16 @@ describe.each([
     expect(await query.text()).not.toMatch(/"success":\s*true/);
   });
 
+  it("serves the dashboard with a content security policy, nosniff and no framing", async () => {
+    for (const path of ["/", "/devices/anything"]) {
+      const res = await fetch(new URL(path, endpoint.url));
+      expect(res.status, path).toBe(200);
+      expect(res.headers.get("content-security-policy"), path).toMatch(/default-src 'self'.*frame-ancestors 'none'/);
+      expect(res.headers.get("x-content-type-options"), path).toBe("nosniff");
+      expect(res.headers.get("x-frame-options"), path).toBe("DENY");
+    }
+  });
+
   it("answers the legacy routes", async () => {
     const config = await client.register("e2e-legacy", "192.168.1.19");
     expect(config).toMatchObject({ message: "IoT Configuration", iotip: "192.168.1.19", id: "e2e-legacy" });
