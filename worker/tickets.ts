@@ -29,13 +29,19 @@ export type TicketClaims = z.infer<typeof TicketClaims>;
 const encoder = new TextEncoder();
 const keys = new Map<string, Promise<CryptoKey>>();
 
+/**
+ * The ticket key: HMAC-SHA256(SESSION_SECRET, "iot-edge/socket-tickets/v1"), not the secret
+ * itself, which signs session cookies. One secret to configure, two keys in use, so nothing
+ * signed as a cookie is ever a valid ticket (or the other way round).
+ */
 function hmacKey(secret: string): Promise<CryptoKey> {
   let key = keys.get(secret);
   if (!key) {
-    key = crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, [
-      "sign",
-      "verify",
-    ]);
+    key = (async () => {
+      const root = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+      const derived = await crypto.subtle.sign("HMAC", root, encoder.encode("iot-edge/socket-tickets/v1"));
+      return crypto.subtle.importKey("raw", derived, { name: "HMAC", hash: "SHA-256" }, false, ["sign", "verify"]);
+    })();
     keys.set(secret, key);
   }
   return key;

@@ -229,6 +229,20 @@ describe("socket tickets", () => {
     expect((await json(res)).error.message).toBe("bad ticket signature");
   });
 
+  it("refuses a ticket signed with the session secret itself: cookies and tickets have separate keys", async () => {
+    const id = uniqueId();
+    await register(id);
+    const b64 = (bytes: Uint8Array) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+    const now = Date.now();
+    const claims = { room: `device:${id}`, role: "dashboard", sub: "operator", exp: now + 60_000, iat: now, nonce: "AAAAAAAAAAAAAAAA" };
+    const body = b64(new TextEncoder().encode(JSON.stringify(claims)));
+    const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(SESSION_SECRET), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(body)));
+    const res = await call(`/parties/device/${id}?ticket=${body}.${b64(mac)}`, { headers: upgrade });
+    expect(res.status).toBe(401);
+    expect((await json(res)).error.message).toBe("bad ticket signature");
+  });
+
   it("refuses a browser socket from another origin, and accepts our own", async () => {
     const id = uniqueId();
     await register(id);
