@@ -62,6 +62,7 @@ export class Agent {
   #sampling: Promise<void> = Promise.resolve();
   #nextSampleAt = 0;
   #reportedErrors = 0;
+  #reportedProblem: string | undefined;
   #sensorReportGate = throttle(SENSOR_REPORT_MS);
 
   constructor(config: AgentConfig, deps: AgentDeps = {}) {
@@ -110,6 +111,7 @@ export class Agent {
       fw: FW_VERSION,
       ip: this.config.ip,
       sensor: this.#sensor.name,
+      ...(this.#sensor.problem ? { sensorProblem: printable(this.#sensor.problem, 200) } : {}),
       sensorErrors: this.#sensor.errors,
       dropped: this.#outbox.dropped,
     };
@@ -183,6 +185,12 @@ export class Agent {
   }
 
   #reportSensorErrors(): void {
+    // A sensor that appears (or goes missing) is news at once; error counts at most every 10 s.
+    const problem = this.#sensor.problem;
+    if (problem !== this.#reportedProblem) {
+      this.#reportedProblem = problem;
+      this.#sender.report();
+    }
     if (this.#sensor.errors !== this.#reportedErrors && this.#sensorReportGate()) {
       this.#reportedErrors = this.#sensor.errors;
       this.#sender.report();
@@ -291,4 +299,9 @@ export class Agent {
     }
     return true;
   }
+}
+
+/** Reported text must be printable ASCII (party/protocol.ts): other characters become "?". */
+function printable(text: string, max: number): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, max);
 }

@@ -25,7 +25,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "token", flag: "token", env: "IOT_TOKEN", kind: "string", help: "device token <id>.<secret> from the operator; sent as Authorization: Bearer" },
   { key: "adminToken", flag: "admin-token", env: "IOT_ADMIN_TOKEN", kind: "string", help: "operator token, only for provision / rotate / revoke (never stored)" },
   { key: "ip", flag: "ip", env: "IOT_IP", kind: "string", default: "first non-loopback IPv4", help: "LAN IPv4 address reported as x-iot-ip" },
-  { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "use the simulated sensor even if an I2C bus exists" },
+  { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "simulated readings (a demo without hardware); without it the agent reads the TMP102, or sends no readings and says why" },
   { key: "i2cBus", flag: "i2c-bus", env: "IOT_I2C_BUS", kind: "string", default: "1", help: "I2C bus number (/dev/i2c-N)" },
   { key: "i2cAddress", flag: "i2c-address", env: "IOT_I2C_ADDRESS", kind: "string", default: "0x48", help: "TMP102 address (0x48-0x4B, by its ADD0 pin)" },
   { key: "tmp102Rate", flag: "tmp102-rate", env: "IOT_TMP102_RATE", kind: "string", default: "4", help: "TMP102 conversion rate in Hz: 0.25, 1, 4 or 8" },

@@ -119,6 +119,8 @@ export const ReportedState = z.strictObject({
   fw: Printable(32),
   ip: IpAddress.optional(),
   sensor: Printable(32),
+  /** Why the sensor produces no readings (e.g. no I2C bus); absent while it works. */
+  sensorProblem: Printable(200).optional(),
   /** I2C errors since the agent started; a health signal for the dashboard. */
   sensorErrors: z.number().int().min(0).optional(),
   /** Readings dropped by the agent's outbox drop-oldest policy since it was created. */

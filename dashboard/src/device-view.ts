@@ -289,7 +289,13 @@ export class DeviceView {
   #renderMeta(): void {
     const r = this.#reported;
     const parts = r
-      ? [`firmware ${r.fw}`, r.ip ? `IP ${r.ip}` : null, `sensor ${r.sensor}`, `every ${formatInterval(r.intervalMs)}`]
+      ? [
+          `firmware ${r.fw}`,
+          r.ip ? `IP ${r.ip}` : null,
+          // A missing sensor says why there are no readings (the agent never invents them).
+          r.sensorProblem ? `no readings: sensor unavailable (${r.sensorProblem})` : `sensor ${r.sensor}`,
+          `every ${formatInterval(r.intervalMs)}`,
+        ]
       : ["has not connected yet"];
     if (r?.sensorErrors) parts.push(`${r.sensorErrors} sensor errors`);
     if (r?.dropped) parts.push(`${r.dropped} readings dropped by the device`);

@@ -8,7 +8,7 @@ import { DesiredState, DeviceMessage, PING, PONG } from "../../../party/protocol
 import { Agent } from "../../../device/agent.ts";
 import type { AgentConfig } from "../../../device/config.ts";
 import { Outbox } from "../../../device/outbox.ts";
-import type { Sensor } from "../../../device/sensors/index.ts";
+import { chooseSensor, type Sensor } from "../../../device/sensors/index.ts";
 import { errno, memoryLogger } from "./fakes.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "iot-agent-"));
@@ -111,5 +111,33 @@ describe("agent", () => {
     const outbox = new Outbox(join(dir, "state", "outbox.sqlite"), { log });
     expect(outbox.getJson("desired", DesiredState)).toEqual({ scale: "C", intervalMs: 100 });
     outbox.close();
+  });
+
+  it("with no TMP102 to be had (no I2C bus) and no --simulate, stores no readings and tells the room why", async () => {
+    const from = frames.length;
+    const storedBefore = stored.size;
+    const config: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state-missing"), outboxMax: 1000, scale: "F",
+      intervalMs: 100, backoffMaxMs: 1000, quiet: false,
+    };
+    const log = memoryLogger();
+    const choice = { simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102RateHz: 4 as const, tmp102Extended: false };
+    const sensor = await chooseSensor(choice, log, { busExists: () => false });
+    const agent = new Agent(config, { sensor, log });
+    await agent.start();
+    try {
+      await expect.poll(() => frames.slice(from).some((f) => f.type === "hello"), { timeout: 5_000 }).toBe(true);
+      const hello = frames.slice(from).find((f) => f.type === "hello")!;
+      expect(hello.type === "hello" && hello.state).toMatchObject({ sensor: "unavailable", sensorProblem: expect.stringMatching(/no I2C bus/) });
+      // Ten sample intervals later: the link is up, and not one reading was made up.
+      await new Promise((r) => setTimeout(r, 1_000));
+      expect(frames.slice(from).some((f) => f.type === "readings")).toBe(false);
+      expect(agent.outbox.size).toBe(0);
+      expect(stored.size).toBe(storedBefore);
+      expect(log.lines.some((l) => l.startsWith("Temperature: "))).toBe(false);
+    } finally {
+      await agent.stop();
+    }
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { SimulatedSensor } from "../../../device/sensors/simulated.ts";
-import { chooseSensor } from "../../../device/sensors/index.ts";
+import { SENSOR_RETRY_MS, chooseSensor } from "../../../device/sensors/index.ts";
 import {
   Tmp102,
   celsiusToCode,
@@ -187,21 +187,46 @@ describe("TMP102 driver over a fake bus", () => {
 });
 
 describe("choosing a sensor", () => {
-  it("uses the simulated one when asked, when there is no bus, or when i2c-bus cannot load", async () => {
+  it("uses the simulated one only when asked; with no bus or no loadable i2c-bus there is no sensor, never an invented one", async () => {
     const log = memoryLogger();
     const base = { i2cBus: 1, i2cAddress: 0x48, tmp102RateHz: 4 as const, tmp102Extended: false };
     expect((await chooseSensor({ ...base, simulate: true }, log)).name).toBe("simulated");
-    expect((await chooseSensor({ ...base, simulate: false }, log, { busExists: () => false })).name).toBe("simulated");
+    const noBus = await chooseSensor({ ...base, simulate: false }, log, { busExists: () => false });
+    expect(noBus.name).toBe("unavailable");
+    expect(noBus.problem).toMatch(/no I2C bus \/dev\/i2c-1: enable I2C/);
+    await expect(noBus.readCelsius()).rejects.toThrow(/sensor unavailable/);
     const broken = await chooseSensor({ ...base, simulate: false }, log, {
       busExists: () => true,
       loadI2c: () => Promise.reject(new Error("was compiled against a different Node.js version")),
     });
-    expect(broken.name).toBe("simulated");
-    expect(log.warnings.join("\n")).toMatch(/No I2C bus \/dev\/i2c-1[\s\S]*i2c-bus could not be loaded/);
+    expect(broken.name).toBe("unavailable");
+    expect(broken.problem).toMatch(/i2c-bus could not be loaded \(was compiled against a different Node.js version\): rebuild it/);
+    expect(log.warnings.join("\n")).toMatch(/Sensor unavailable: no I2C bus[\s\S]*Sensor unavailable: i2c-bus could not be loaded/);
     const bus = new FakeTmp102Bus();
     const real = await chooseSensor({ ...base, simulate: false }, log, { busExists: () => true, loadI2c: async () => async () => bus });
     expect(real.name).toBe("tmp102");
     expect(await real.readCelsius()).toBe(25);
+  });
+
+  it("looks for a missing TMP102 again every 30 s and reads it once it answers", async () => {
+    const log = memoryLogger();
+    const base = { i2cBus: 1, i2cAddress: 0x48, tmp102RateHz: 4 as const, tmp102Extended: false };
+    let now = 1_000_000;
+    let present = false;
+    const bus = new FakeTmp102Bus();
+    const sensor = await chooseSensor({ ...base, simulate: false }, log, {
+      busExists: () => present,
+      loadI2c: async () => async () => bus,
+      now: () => now,
+    });
+    expect(sensor.name).toBe("unavailable");
+    present = true;
+    // Not before the retry is due: still nothing, and no reading invented.
+    await expect(sensor.readCelsius()).rejects.toThrow(/unavailable/);
+    now += SENSOR_RETRY_MS;
+    expect(await sensor.readCelsius()).toBe(25);
+    expect(sensor.name).toBe("tmp102");
+    expect(sensor.problem).toBeUndefined();
   });
 
   it("the simulated sensor drifts plausibly in TMP102 steps", async () => {
