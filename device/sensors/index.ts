@@ -103,7 +103,7 @@ export class MissingSensor implements Sensor {
 
   /** Why there are no readings (undefined once the hardware answered). */
   get problem(): string | undefined {
-    return this.#inner ? undefined : this.#reason;
+    return this.#inner ? this.#inner.problem : this.#reason;
   }
 
   async readCelsius(): Promise<number> {

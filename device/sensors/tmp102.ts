@@ -76,6 +76,16 @@ export function encodeTemperature(celsius: number, extended: boolean): [number, 
 }
 
 /**
+ * Whether configuration-register bytes can be a TMP102's, read before anything is written:
+ * R1:R0 (byte 1, bits 6..5) are read-only and always 11 ("converter resolution", 12 bits),
+ * and byte 2's low four bits are reserved and read as 0. An ADS1115 at 0x48 (power-up
+ * configuration 0x8583) fails it, and so does a bus nothing drives (FF FF).
+ */
+export function looksLikeTmp102(config: readonly [number, number]): boolean {
+  return (config[0] & 0x60) === 0x60 && (config[1] & 0x0f) === 0;
+}
+
+/**
  * The configuration bytes to write: the current ones with continuous
  * conversion (SD = 0, OS = 0), the conversion rate and the EM bit set; the
  * thermostat bits (F1 F0 POL TM) are left as they were.
@@ -126,6 +136,7 @@ export class Tmp102 implements Sensor {
   #bus: I2cBus | null = null;
   #configured = false;
   #errors = 0;
+  #problem: string | undefined;
   #logGate = throttle(30_000);
 
   constructor(opts: Tmp102Options) {
@@ -137,6 +148,11 @@ export class Tmp102 implements Sensor {
 
   get errors(): number {
     return this.#errors;
+  }
+
+  /** Set while the device at the address does not answer like a TMP102 (no readings then). */
+  get problem(): string | undefined {
+    return this.#problem;
   }
 
   async readCelsius(): Promise<number> {
@@ -176,6 +192,13 @@ export class Tmp102 implements Sensor {
   async #configure(bus: I2cBus): Promise<void> {
     const { address, rateHz, extended } = this.#opts;
     const current = await readRegister(bus, address, CONFIG_REG);
+    if (!looksLikeTmp102(current)) {
+      // Another chip at this address: its configuration must not be overwritten, and its
+      // numbers are not temperatures. Refused, not retried into a reading.
+      this.#problem = `the chip at 0x${address.toString(16)} on i2c-${this.#opts.bus} is not a TMP102 (its configuration register reads ${hex2(current)}; a TMP102's has R1:R0 = 11 and four low bits 0); nothing was written to it`;
+      throw new Error(this.#problem);
+    }
+    this.#problem = undefined;
     const next = configBytes(current, { rateHz, extended });
     await bus.writeI2cBlock(address, CONFIG_REG, 2, Buffer.from(next));
     this.#configured = true;
@@ -197,6 +220,10 @@ export class Tmp102 implements Sensor {
       // Closing a bus that already failed can fail too; it is discarded either way.
     }
   }
+}
+
+function hex2(bytes: readonly [number, number]): string {
+  return bytes.map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join(" ");
 }
 
 /** Write the pointer, read two bytes back: byte 1 (MSB) first, as the chip sends them. */

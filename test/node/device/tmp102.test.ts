@@ -3,6 +3,7 @@ import { SimulatedSensor } from "../../../device/sensors/simulated.ts";
 import { SENSOR_RETRY_MS, chooseSensor } from "../../../device/sensors/index.ts";
 import {
   Tmp102,
+  looksLikeTmp102,
   celsiusToCode,
   codeToCelsius,
   configBytes,
@@ -183,6 +184,33 @@ describe("TMP102 driver over a fake bus", () => {
     await expect(second.readCelsius()).rejects.toMatchObject({ code: "EACCES" });
     expect(sensor.errors + second.errors).toBe(2);
     expect(await second.readCelsius()).toBe(25);
+  });
+});
+
+describe("TMP102 identity, checked before anything is written", () => {
+  const opts = (bus: FakeTmp102Bus) => ({ openBus: async () => bus, bus: 1, address: 0x48, rateHz: 4 as const, extended: false, log: memoryLogger(), retryDelayMs: 1 });
+
+  it.each([
+    ["an ADS1115 at 0x48 (power-up configuration 0x8583)", [0x85, 0x83] as [number, number]],
+    ["a bus nothing drives (FF FF)", [0xff, 0xff] as [number, number]],
+    ["a chip whose resolution bits are not 11", [0x20, 0xa0] as [number, number]],
+  ])("refuses %s: no reading, no configuration write, the reason as the sensor's problem", async (_name, config) => {
+    const bus = new FakeTmp102Bus();
+    bus.config = config;
+    const sensor = new Tmp102(opts(bus));
+    await expect(sensor.readCelsius()).rejects.toThrow(/is not a TMP102/);
+    expect(bus.transactions.filter((t) => t.startsWith("write"))).toEqual([]);
+    expect(bus.config).toEqual(config);
+    expect(sensor.problem).toMatch(new RegExp(`configuration register reads ${config.map((b) => b.toString(16).padStart(2, "0").toUpperCase()).join(" ")}`));
+  });
+
+  it("accepts the power-up configuration and a configured one, and clears the problem", async () => {
+    expect(looksLikeTmp102([0x60, 0xa0])).toBe(true);
+    expect(looksLikeTmp102([0x60, 0x90])).toBe(true);
+    const bus = new FakeTmp102Bus();
+    const sensor = new Tmp102(opts(bus));
+    expect(await sensor.readCelsius()).toBe(25);
+    expect(sensor.problem).toBeUndefined();
   });
 });
 
