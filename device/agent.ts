@@ -203,6 +203,13 @@ export class Agent {
 
   /** Register (retried forever, with backoff), apply the configuration, open the link. */
   async #connect(): Promise<void> {
+    if (!this.config.token) {
+      this.#log.warn(
+        `No device token: set IOT_TOKEN (or --token) to the token an operator makes with ` +
+          `\`npm run device -- provision --endpoint ${this.config.endpoint} --id ${this.config.id} --admin-token <operator token>\``,
+      );
+    }
+    let lastWhy = "";
     for (let attempt = 0; !this.#stopped; attempt++) {
       this.#log.info(LINES.awaiting);
       try {
@@ -212,8 +219,17 @@ export class Agent {
         this.#openLink(this.client.socketUrl(config.socketPath), config.heartbeatMs);
         return;
       } catch (err) {
-        // 4xx other than 429 means this device is refused (bad token, bad id): worth saying why, still retried.
-        if (err instanceof EndpointError && err.status < 500 && err.status !== 429) this.#log.warn(`Registration refused: ${err.message}`);
+        // Why, once per distinct reason (a retry loop must not repeat the same line forever).
+        const why =
+          err instanceof EndpointError && err.status === 401 && !this.config.token
+            ? "401: this endpoint wants a device token (IOT_TOKEN); see the line above"
+            : err instanceof EndpointError && err.status < 500 && err.status !== 429
+              ? `registration refused: ${err.message}`
+              : errorText(err);
+        if (why !== lastWhy) {
+          lastWhy = why;
+          this.#log.warn(`${LINES.awaiting.replace(/ \.\.\.$/, "")} at ${this.config.endpoint}: ${why} (retrying)`);
+        }
         await sleep(backoffDelay(attempt + 1, this.#backoff));
       }
     }

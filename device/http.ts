@@ -119,18 +119,26 @@ export class EndpointClient {
     const url = new URL(`${this.endpoint.pathname.replace(/\/+$/, "")}${path}`, this.endpoint);
     const headers = this.headers();
     if (body !== undefined) headers["content-type"] = "application/json";
-    const res = await this.#fetch(url, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.#timeoutMs),
-    });
+    let res: Response;
+    try {
+      res = await this.#fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.#timeoutMs),
+      });
+    } catch (err) {
+      // fetch's "fetch failed" hides the reason in its cause: name the URL and the cause.
+      throw new Error(`cannot reach ${url.origin}: ${unreachableReason(err)}`);
+    }
     const text = await res.text();
     let json: unknown;
     try {
       json = JSON.parse(text);
     } catch {
-      throw new EndpointError(res.status, "not_json", `${method} ${path} answered ${text.slice(0, 200) || "(empty)"}`);
+      // An HTML page (a wrong path, a web server that is not the endpoint) is one line here, not the page.
+      const kind = /^\s*</.test(text) ? "an HTML page" : text ? `"${text.replace(/\s+/g, " ").slice(0, 80)}"` : "nothing";
+      throw new EndpointError(res.status, "not_json", `${method} ${url.href} answered ${kind}: not an IoT endpoint (check --endpoint / IOT_ENDPOINT)`);
     }
     if (!res.ok) {
       const err = ApiError.safeParse(json);
@@ -142,4 +150,14 @@ export class EndpointClient {
     if (!parsed.success) throw new EndpointError(res.status, "bad_answer", `${method} ${path}: ${describeIssues(parsed.error)}`);
     return parsed.data as never;
   }
+}
+
+/** The useful part of a failed fetch: ECONNREFUSED, ENOTFOUND <host>, a TLS error, a time-out. */
+function unreachableReason(err: unknown): string {
+  if (err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError")) return "no answer (timed out)";
+  const cause = err instanceof Error ? (err.cause as (Error & { code?: string; hostname?: string }) | undefined) : undefined;
+  if (cause?.code === "ENOTFOUND") return `ENOTFOUND: no such host ${cause.hostname ?? ""}`.trim();
+  if (cause?.code) return `${cause.code}${cause.message && !cause.message.includes(cause.code) ? `: ${cause.message}` : ""}`;
+  if (cause?.message) return cause.message;
+  return err instanceof Error ? err.message : String(err);
 }

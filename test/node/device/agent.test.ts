@@ -140,4 +140,46 @@ describe("agent", () => {
       await agent.stop();
     }
   });
+
+  it("says which endpoint it cannot reach and why, once per reason: refused, an HTML page, no token", async () => {
+    const closed = createServer();
+    await new Promise<void>((r) => closed.listen(0, "127.0.0.1", () => r()));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise((r) => closed.close(r)); // nothing listens there now
+    const html = createServer((_req, res) => {
+      res.setHeader("content-type", "text/html");
+      res.end("<!doctype html>\n<html><body><h1>Welcome to nginx!</h1>\n</body></html>");
+    });
+    await new Promise<void>((r) => html.listen(0, "127.0.0.1", () => r()));
+    const htmlPort = (html.address() as { port: number }).port;
+    const base: AgentConfig = {
+      endpoint: "", id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: "", outboxMax: 1000, scale: "F",
+      intervalMs: 1000, backoffMaxMs: 100, quiet: true,
+    };
+    const cases = [
+      { endpoint: `http://127.0.0.1:${closedPort}`, token: "agent-1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", expect: new RegExp(`at http://127.0.0.1:${closedPort}: cannot reach http://127.0.0.1:${closedPort}: ECONNREFUSED`) },
+      { endpoint: `http://127.0.0.1:${htmlPort}`, token: "agent-1.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", expect: /answered an HTML page: not an IoT endpoint \(check --endpoint/ },
+      { endpoint: `http://127.0.0.1:${closedPort}`, token: undefined, expect: /No device token: set IOT_TOKEN \(or --token\)[^\n]*npm run device -- provision/ },
+    ];
+    try {
+      for (const [i, c] of cases.entries()) {
+        const log = memoryLogger();
+        const agent = new Agent({ ...base, endpoint: c.endpoint, token: c.token, stateDir: join(dir, `state-unreachable-${i}`) }, { log });
+        await agent.start();
+        try {
+          await expect.poll(() => log.warnings.join("\n"), { timeout: 5_000 }).toMatch(c.expect);
+          // Retried every ~100 ms here, but the same reason is said once.
+          await new Promise((r) => setTimeout(r, 500));
+          const reasons = log.warnings.filter((w) => w.includes("(retrying)"));
+          expect(new Set(reasons).size).toBe(reasons.length);
+          expect(log.warnings.join("\n")).not.toMatch(/<h1>|<html/);
+        } finally {
+          await agent.stop();
+        }
+      }
+    } finally {
+      await new Promise((r) => html.close(r));
+    }
+  });
 });
