@@ -62,7 +62,7 @@ describe("command line", () => {
     const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8"));
     expect(Object.keys(pkg.optionalDependencies)).toEqual(["i2c-bus", "onoff"]);
     expect(pkg.dependencies).toBeUndefined();
-    expect(readFileSync(join(dir, "iot-agent.service"), "utf8")).toContain("ExecStart=/usr/bin/node");
+    expect(readFileSync(join(dir, "iot-agent.service"), "utf8")).toContain("ExecStart=/opt/iot-agent/node ");
     expect(readFileSync(join(dir, "iot-agent.env.example"), "utf8")).toContain("IOT_ENDPOINT=");
   });
 
