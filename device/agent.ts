@@ -62,6 +62,9 @@ export class Agent {
   #sampling: Promise<void> = Promise.resolve();
   #nextSampleAt = 0;
   #reportedErrors = 0;
+  /** Readings since the last status line (quiet mode). */
+  #summary = { count: 0, last: "", since: Date.now() };
+  #summaryTimer: ReturnType<typeof setInterval> | undefined;
   #reportedProblem: string | undefined;
   #sensorReportGate = throttle(SENSOR_REPORT_MS);
 
@@ -100,6 +103,10 @@ export class Agent {
         `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next})`,
     );
     this.#scheduleSample(0);
+    if (c.quiet) {
+      this.#summaryTimer = setInterval(() => this.#logSummary(), c.summaryMs ?? 600_000);
+      this.#summaryTimer.unref?.();
+    }
     void this.#connect();
   }
 
@@ -121,6 +128,7 @@ export class Agent {
     if (this.#stopped) return;
     this.#stopped = true;
     clearTimeout(this.#sampleTimer);
+    clearInterval(this.#summaryTimer);
     await this.#sampling;
     // Give the room a moment to ack the last readings, so a clean stop leaves an empty outbox.
     this.#sender.drain();
@@ -180,8 +188,21 @@ export class Agent {
       return;
     }
     if (!this.config.quiet) this.#log.info(LINES.temperature(temperature, scale));
+    this.#summary.count++;
+    this.#summary.last = LINES.temperature(temperature, scale).replace(/^Temperature: /, "");
     if (this.#outbox.dropped !== droppedBefore) this.#sender.hello();
     this.#sender.onReading(reading);
+  }
+
+  /** Quiet mode's one line per period, in place of a line per reading. */
+  #logSummary(): void {
+    const s = this.#summary;
+    const minutes = Math.max(1, Math.round((Date.now() - s.since) / 60_000));
+    const sensor = this.#sensor.problem ? `sensor unavailable (${this.#sensor.problem})` : `last ${s.last || "none"}`;
+    this.#log.info(
+      `Status: ${s.count} readings in the last ${minutes} min, ${sensor}; ${this.#outbox.size} waiting for the endpoint; link ${this.#link?.up ? "up" : "down"}`,
+    );
+    this.#summary = { count: 0, last: s.last, since: Date.now() };
   }
 
   #reportSensorErrors(): void {

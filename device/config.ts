@@ -37,7 +37,8 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "scale", flag: "scale", env: "IOT_SCALE", kind: "string", default: "F", help: "scale until the endpoint says otherwise (F or C)" },
   { key: "intervalMs", flag: "interval-ms", env: "IOT_INTERVAL_MS", kind: "string", default: "1000", help: "sample interval until the endpoint says otherwise" },
   { key: "backoffMaxMs", flag: "backoff-max-ms", env: "IOT_BACKOFF_MAX_MS", kind: "string", default: "15000", help: "longest wait between reconnection attempts" },
-  { key: "quiet", flag: "quiet", env: "IOT_QUIET", kind: "boolean", default: "false", help: "no `Temperature: …` line per reading" },
+  { key: "quiet", flag: "quiet", env: "IOT_QUIET", kind: "boolean", default: "false; true under systemd", help: "no `Temperature: …` line per reading (a summary line every --summary-ms instead)" },
+  { key: "summaryMs", flag: "summary-ms", env: "IOT_SUMMARY_MS", kind: "string", default: "600000", help: "with per-reading lines off, one status line this often" },
   { key: "config", flag: "config", env: "IOT_CONFIG", kind: "string", help: "JSON file with any of these settings (camelCase keys)" },
 ];
 
@@ -85,6 +86,7 @@ export const AgentConfig = z.strictObject({
   intervalMs: z.preprocess((v) => (typeof v === "string" ? Number(v) : v), IntervalMs),
   backoffMaxMs: int(1_000, 3_600_000),
   quiet: bool,
+  summaryMs: int(1_000, 86_400_000).optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { tmp102Rate: 0.25 | 1 | 4 | 8 };
 
@@ -152,6 +154,9 @@ export function loadConfig(inputs: LoadInputs = {}): Loaded {
   merged.adminToken = pick("adminToken");
   merged.ip = pick("ip") ?? (inputs.detectIp ?? detectLanIpv4)();
   merged.stateDir = pick("stateDir") ?? join(DEVICE_DIR, ".state", String(merged.id));
+  // Under systemd (it sets INVOCATION_ID) a line per reading is ~86,000 journal lines a day:
+  // state changes and a periodic summary instead, unless asked (IOT_QUIET=false).
+  merged.quiet = pick("quiet") ?? (env.INVOCATION_ID ? "true" : "false");
 
   const result = AgentConfig.safeParse(merged);
   if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error)}`);

@@ -182,4 +182,24 @@ describe("agent", () => {
       await new Promise((r) => html.close(r));
     }
   });
+
+  it("quiet (as under systemd): no line per reading, a status line per period instead", async () => {
+    const config: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state-quiet"), outboxMax: 1000, scale: "F",
+      intervalMs: 100, backoffMaxMs: 1000, quiet: true, summaryMs: 1_000,
+    };
+    const log = memoryLogger();
+    const agent = new Agent(config, { log });
+    await agent.start();
+    try {
+      await expect.poll(() => log.lines.some((l) => l.startsWith("Status: ")), { timeout: 5_000 }).toBe(true);
+      const status = log.lines.find((l) => l.startsWith("Status: "))!;
+      expect(status).toMatch(/^Status: \d+ readings in the last 1 min, last -?\d+\.\d\dF; \d+ waiting for the endpoint; link (up|down)$/);
+      expect(Number(/^Status: (\d+)/.exec(status)![1])).toBeGreaterThan(3);
+      expect(log.lines.some((l) => l.startsWith("Temperature: "))).toBe(false);
+    } finally {
+      await agent.stop();
+    }
+  });
 });

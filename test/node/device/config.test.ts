@@ -36,6 +36,13 @@ describe("configuration loader", () => {
     expect(config.stateDir).toMatch(/device\/\.state\/raspberrypi$/);
   });
 
+  it("under systemd (INVOCATION_ID set) leaves out the per-reading line unless asked; interactive runs keep it", () => {
+    expect(load([]).config.quiet).toBe(false);
+    expect(load([], { INVOCATION_ID: "0b1c2d3e" }).config.quiet).toBe(true);
+    expect(load([], { INVOCATION_ID: "0b1c2d3e", IOT_QUIET: "false" }).config.quiet).toBe(false);
+    expect(load(["--summary-ms", "60000"]).config.summaryMs).toBe(60_000);
+  });
+
   it("flags win over the environment, which wins over the file, which wins over defaults", () => {
     const file = { endpoint: "http://file:1", id: "from-file", intervalMs: 3000, scale: "C", i2cAddress: 0x49 };
     const env = { IOT_CONFIG: "/etc/iot.json", IOT_ID: "from-env", IOT_INTERVAL_MS: "2000" };
