@@ -120,10 +120,13 @@ async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
   }
   const session = await getSignedCookie(c, sessionSecret(c.env), SESSION_COOKIE);
   if (session) {
-    const [role, exp] = session.split(".");
-    if ((role === "operator" || role === "viewer") && Number(exp) > Date.now()) {
-      checkSameOrigin(c);
-      return { role, expiresAt: Number(exp) };
+    const [role, exp, generation, extra] = session.split(".");
+    if ((role === "operator" || role === "viewer") && Number(exp) > Date.now() && extra === undefined) {
+      const current = await tokenGeneration(c.env, role);
+      if (current !== null && generation === current) {
+        checkSameOrigin(c);
+        return { role, expiresAt: Number(exp) };
+      }
     }
   }
   return null;
@@ -184,9 +187,20 @@ export function callingDevice(c: Context<AuthEnv>): string {
   return principal.id;
 }
 
+/**
+ * A session belongs to the role's token as it is now: its cookie carries the first 16 hex of
+ * the token's SHA-256, so changing ADMIN_TOKEN or VIEWER_TOKEN ends every session signed in
+ * with the old one (null: that role has no token configured).
+ */
+async function tokenGeneration(env: Env, role: "operator" | "viewer"): Promise<string | null> {
+  const s = secrets(env);
+  const token = role === "operator" ? s.admin : s.viewer;
+  return token ? (await hashSecret(token)).slice(0, 16) : null;
+}
+
 export async function startSession(c: Context<AuthEnv>, role: "operator" | "viewer"): Promise<number> {
   const expiresAt = Date.now() + SESSION_TTL_MS;
-  await setSignedCookie(c, SESSION_COOKIE, `${role}.${expiresAt}`, sessionSecret(c.env), {
+  await setSignedCookie(c, SESSION_COOKIE, `${role}.${expiresAt}.${await tokenGeneration(c.env, role)}`, sessionSecret(c.env), {
     httpOnly: true,
     sameSite: "Strict",
     secure: isHttps(c),
