@@ -102,8 +102,20 @@ export async function roleForToken(env: Env, token: string): Promise<"operator" 
  * token (`ghost-7.<43 chars>`) must cost no storage, not even an empty database.
  */
 export async function isKnownDevice(env: Env, id: string): Promise<boolean> {
-  return (await fleetFor(env, id).get(id)) !== null;
+  if (knownDevices.has(id)) return true;
+  const known = (await fleetFor(env, id).get(id)) !== null;
+  if (known) {
+    // A device once known has a room already: remembering it only spares a reconnect storm a
+    // shard round trip per device. Its token is still checked in its room every time.
+    if (knownDevices.size >= KNOWN_DEVICES_MAX) knownDevices.clear();
+    knownDevices.add(id);
+  }
+  return known;
 }
+
+/** Ids this isolate has seen provisioned (bounded; cleared when full). */
+const knownDevices = new Set<string>();
+const KNOWN_DEVICES_MAX = 10_000;
 
 async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
   const token = bearer(c);
