@@ -232,8 +232,10 @@ export class DeviceRoom extends Server<Env> {
     this.#expireCommands(now);
     this.#readings.retain(this.settings.retainReadings, now);
     if (this.#fleetDirty) this.#pushFleet(this.#watchers() === 0, now);
-    // A device that pings without readings: its last-seen is written now and then (commits stand in otherwise).
-    if (this.#presence.lastSeen !== null && this.#presence.lastSeen > (this.#readings.lastCommitAt ?? 0)) {
+    // A device that pings without readings (no sensor, say): its last-seen is written now and then.
+    // One that sends readings needs no row for it: a wake takes its newest chunk's commit time.
+    const lastSeen = this.#presence.lastSeen;
+    if (lastSeen !== null && lastSeen - (this.#readings.lastCommitAt ?? 0) > 2 * Math.max(this.#unwatchedMs, this.settings.groupCommitMs)) {
       this.#presence.persist(now, false);
     }
     this.#scheduleAlarm(now);
