@@ -18,6 +18,7 @@ import {
   Reading,
   convert,
   describeIssues,
+  toPrintable,
   type IotConfigResponse,
   type ReportedState,
   type ToDeviceMessage,
@@ -118,7 +119,7 @@ export class Agent {
       fw: FW_VERSION,
       ip: this.config.ip,
       sensor: this.#sensor.name,
-      ...(this.#sensor.problem ? { sensorProblem: printable(this.#sensor.problem, 200) } : {}),
+      ...(this.#sensor.problem ? { sensorProblem: toPrintable(this.#sensor.problem, 200) } : {}),
       sensorErrors: this.#sensor.errors,
       dropped: this.#outbox.dropped,
     };
@@ -336,9 +337,4 @@ export class Agent {
     }
     return true;
   }
-}
-
-/** Reported text must be printable ASCII (party/protocol.ts): other characters become "?". */
-function printable(text: string, max: number): string {
-  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, max);
 }

@@ -292,7 +292,7 @@ export class DeviceRoom extends Server<Env> {
     this.#meter.calls++;
     const now = Date.now();
     const offset = this.#stream?.offset ?? 0;
-    const fresh = this.#take(readings, offset, now, undefined);
+    const fresh = this.#take(readings, offset, now, this.#watchers() > 0, undefined);
     this.#readings.flush(now);
     this.#log.flush();
     return { stored: fresh, ackedSeq: this.#readings.acked - offset };
@@ -369,9 +369,11 @@ export class DeviceRoom extends Server<Env> {
     switch (msg.type) {
       case "hello":
         return this.#onHello(connection, msg.stream, msg.oldest, msg.state, now);
-      case "readings":
-        this.#take(msg.readings, stream!.offset, now, typeof raw === "string" ? raw : undefined, connection);
-        if (this.#groupDue(now)) return this.#commitAndAck(now);
+      case "readings": {
+        // Counted once per frame (the runtime's socket list, filtered): the fleet push and the group use it.
+        const watched = this.#watchers() > 0;
+        this.#take(msg.readings, stream!.offset, now, watched, typeof raw === "string" ? raw : undefined, connection);
+        if (this.#groupDue(now, watched)) return this.#commitAndAck(now);
         // Nothing new waits (a resend of what is stored): the ack is already true.
         if (this.#readings.pendingCount === 0) return sendTo(connection, this.#ack(stream!.offset));
         // The usual live frame: an alarm is already due before this group's deadline; no work.
@@ -379,6 +381,7 @@ export class DeviceRoom extends Server<Env> {
           this.#scheduleAlarm(now);
         }
         return;
+      }
       case "result":
         return this.#onCommandResult(msg.id, msg.ok, msg.error, msg.state, now);
       case "report":
@@ -448,7 +451,7 @@ export class DeviceRoom extends Server<Env> {
    * same two keys, the same strict readings), so when all of it is new, in
    * order and needs no offset, it is forwarded as received, not re-serialised.
    */
-  #take(readings: Reading[], offset: number, now: number, frame: string | undefined, from?: WebSocket): number {
+  #take(readings: Reading[], offset: number, now: number, watched: boolean, frame: string | undefined, from?: WebSocket): number {
     let mapped = offset === 0 ? readings : readings.map((r) => ({ ...r, seq: offset + r.seq }));
     const bound = this.#seqBound(now);
     if (mapped.some((r) => r.seq > bound)) {
@@ -469,7 +472,7 @@ export class DeviceRoom extends Server<Env> {
     // fleetPushMs, otherwise from the alarm; a first reading goes at once, so a new
     // device shows a value in the fleet list right away.
     if (!this.#fleetHasReading) this.#pushFleet(true, now);
-    else if (this.#watchers() > 0) this.#pushFleet(false, now);
+    else if (watched) this.#pushFleet(false, now);
     return fresh.length;
   }
 
@@ -480,11 +483,11 @@ export class DeviceRoom extends Server<Env> {
   }
 
   /** A group is due: nobody watches (the device batched it), it is big enough, or old enough. */
-  #groupDue(now: number): boolean {
+  #groupDue(now: number, watched: boolean): boolean {
     const since = this.#readings.pendingSince;
     if (since === null) return false;
     return (
-      this.#watchers() === 0 ||
+      !watched ||
       this.#readings.pendingCount >= this.settings.groupCommitReadings ||
       now - since >= this.settings.groupCommitMs
     );

@@ -110,6 +110,11 @@ export type DesiredState = z.infer<typeof DesiredState>;
  */
 const Printable = (max: number) => z.string().regex(new RegExp(`^[\\x20-\\x7e]{0,${max}}$`), `printable ASCII, at most ${max} characters`);
 
+/** Text made acceptable to `Printable(max)`: anything else becomes "?", then cut to `max`. */
+export function toPrintable(text: string, max: number): string {
+  return text.replace(/[^\x20-\x7e]/g, "?").slice(0, max);
+}
+
 /** An IPv4 or IPv6 address, as `x-iot-ip` and the agent's `--ip` carry it. */
 export const IpAddress = z.union([z.ipv4(), z.ipv6()]);
 

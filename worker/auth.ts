@@ -64,12 +64,16 @@ export function splitDeviceToken(token: string): { id: string; secret: string } 
   return { id, secret };
 }
 
-function bearer(c: Context): string | null {
-  const header = c.req.header("authorization");
+/** The token of an `Authorization: Bearer <token>` header; null without one, 401 when malformed. */
+export function parseBearer(header: string | undefined): string | null {
   if (!header) return null;
   const m = /^Bearer ([\x21-\x7e]{1,256})$/i.exec(header.trim());
   if (!m) throw new ApiError(401, "unauthorized", "Authorization must be `Bearer <token>`");
   return m[1]!;
+}
+
+function bearer(c: Context): string | null {
+  return parseBearer(c.req.header("authorization"));
 }
 
 /** Configured secrets, checked once per request (misconfiguration is a 500 with a clear message). */

@@ -16,7 +16,7 @@
 import { Hono, type Context } from "hono";
 import { CREDENTIAL_HEADER, TICKET_HEADERS } from "../../party/admission";
 import { DeviceId } from "../../party/protocol";
-import { hashSecret, isKnownDevice, isOwnOrigin, sessionSecret, splitDeviceToken } from "../auth";
+import { hashSecret, isKnownDevice, isOwnOrigin, parseBearer, sessionSecret, splitDeviceToken } from "../auth";
 import { room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
 import { verifyTicket, type TicketClaims } from "../tickets";
@@ -48,8 +48,8 @@ async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
  */
 async function admitDevice(c: Context<AppEnv>, id: string, authorization: string): Promise<Request> {
   requireUpgrade(c);
-  const m = /^Bearer ([\x21-\x7e]{1,256})$/i.exec(authorization.trim());
-  const token = m ? splitDeviceToken(m[1]!) : null;
+  const bearer = parseBearer(authorization);
+  const token = bearer ? splitDeviceToken(bearer) : null;
   if (!token) throw new ApiError(401, "unauthorized", "Authorization must be `Bearer <device token>`");
   if (token.id !== id) throw new ApiError(403, "wrong_room", "this token is for another device");
   // An id nobody provisioned never reaches (and so never creates) a room.
