@@ -151,29 +151,43 @@ async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
 /**
  * Cookie-authenticated requests must come from our own pages: SameSite=Strict
  * already keeps the cookie off cross-site requests; this refuses the rest
- * (an older browser, a sibling subdomain) when they change something.
+ * (an older browser, a sibling subdomain, an http page on our https host) when
+ * they change something. Browsers send Origin on every cross-site POST, PUT and
+ * DELETE (and on same-origin ones too; Sec-Fetch-Site where Origin is missing),
+ * so a change with neither is not from our page: a `text/plain` form post or a
+ * script replaying a copied cookie. API clients send `Authorization: Bearer`
+ * and never get here.
  */
 function checkSameOrigin(c: Context): void {
   if (c.req.method === "GET" || c.req.method === "HEAD") return;
   const origin = c.req.header("origin");
-  if (origin && !isOwnOrigin(c.req.raw, origin)) {
+  if (origin === undefined) {
+    if (c.req.header("sec-fetch-site") === "same-origin") return;
+    throw new ApiError(403, "origin_required", "a change made with the session cookie must come from this dashboard (Origin header); API clients send Authorization: Bearer");
+  }
+  if (!isOwnOrigin(c.req.raw, origin)) {
     throw new ApiError(403, "bad_origin", `origin ${origin} may not use this session`);
   }
 }
 
 /**
- * Our own origin as the browser sees it. Behind a proxy the Host header must
- * be passed through with its port (nginx: `proxy_set_header Host $http_host`).
+ * Our own origin as the browser sees it: scheme and host. Behind a proxy the
+ * Host header must be passed through with its port (nginx: `proxy_set_header
+ * Host $http_host`) and the scheme in X-Forwarded-Proto (nginx sets it): a
+ * page at http://host is another origin than https://host, and on an https
+ * endpoint it is whatever a network attacker injects into plain http.
  */
 export function isOwnOrigin(request: Request, origin: string): boolean {
-  let host: string;
+  let url: URL;
   try {
-    host = new URL(origin).host;
+    url = new URL(origin);
   } catch {
     return false;
   }
   const own = request.headers.get("host") ?? new URL(request.url).host;
-  return host === own;
+  const forwarded = request.headers.get("x-forwarded-proto")?.toLowerCase();
+  const scheme = forwarded === "https" || forwarded === "http" ? `${forwarded}:` : new URL(request.url).protocol;
+  return url.host === own && url.protocol === scheme;
 }
 
 /**
