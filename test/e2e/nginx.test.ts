@@ -2,8 +2,8 @@
  * The LAN path for real: Debian's nginx, running the project's proxy config
  * (nginx/templates, rendered as compose renders them), in front of the real
  * endpoint process (`npm run endpoint`), over plain HTTP and over TLS with a
- * certificate from nginx/gen-certs.sh. The container images themselves are
- * not built here (no Docker engine); test/node/docker.test.ts checks them.
+ * certificate from nginx/gen-certs.sh. test/container/ builds and runs the
+ * endpoint's image; test/node/docker.test.ts checks the compose file statically.
  */
 import { spawnSync } from "node:child_process";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";

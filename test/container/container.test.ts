@@ -1,0 +1,181 @@
+/**
+ * The container, for real: docker/Dockerfile built and run by a Docker engine,
+ * as docker/compose.yaml runs its `endpoint` service (its command, a volume on
+ * /data), with Debian's nginx on this host in front of it rendered from the
+ * same templates compose's nginx service uses, and the real agent streaming a
+ * simulated sensor through nginx. Restarting the container must keep the state
+ * and the secrets; nothing in it may run as root.
+ *
+ * What this cannot cover: the official base images. Where Docker Hub cannot be
+ * reached (CI) the image is built on docker/standin-base.sh's stand-in for
+ * node:22-bookworm-slim, and nginx runs on the host rather than in nginx:stable
+ * (README, "The container"). Where no engine can start, every test here is
+ * skipped with a message saying why.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { Reading } from "../../party/protocol";
+import { parseDevVars } from "../../scripts/lib/dev-vars.mjs";
+import { startAgent, type Agent } from "../support/agent";
+import { EndpointClient, request, type SocketClient } from "../support/client";
+import { baseImage, buildImage, docker, dockerOk, ensureEngine, health } from "../support/docker";
+import { startNginx, type Nginx } from "../support/nginx";
+import { freePort, waitFor } from "../support/processes";
+
+const engine = await ensureEngine();
+if (!engine.ok) {
+  const bar = "!".repeat(78);
+  console.warn(`\n${bar}\n!! CONTAINER TEST SKIPPED: ${engine.why}\n!! docker/Dockerfile was NOT built or run on this machine.\n${bar}\n`);
+}
+
+const IMAGE = "iot-edge-endpoint:test";
+const tag = `iot-edge-test-${process.pid}-${Date.now().toString(36)}`;
+const CONTAINER = tag;
+const VOLUME = `${tag}-data`;
+const tmp = mkdtempSync(join(tmpdir(), "iot-container-"));
+
+let hostPort: number;
+let proxy: Nginx;
+let client: EndpointClient;
+let secrets: Record<string, string>;
+let agent: Agent | undefined;
+let watcher: SocketClient | undefined;
+
+/** The container's /data/.dev.vars: the secrets scripts/endpoint.mjs made on its first start. */
+const devVars = () => parseDevVars(dockerOk(["exec", CONTAINER, "cat", "/data/.dev.vars"])) as Record<string, string>;
+
+async function healthy(timeoutMs = 120_000): Promise<void> {
+  await waitFor(`container ${CONTAINER} healthy`, () => {
+    const status = health(CONTAINER);
+    if (status === "unhealthy") throw new Error(`container unhealthy:\n${docker(["logs", "--tail", "30", CONTAINER]).stderr}`);
+    return status === "healthy" ? true : null;
+  }, timeoutMs, 1_000);
+}
+
+async function allReadings(id: string): Promise<Reading[]> {
+  const out: Reading[] = [];
+  for (;;) {
+    const after = out.at(-1)?.seq ?? 0;
+    const { readings } = await client.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?after=${after}&limit=1000`);
+    out.push(...readings);
+    if (readings.length < 1000) return out;
+  }
+}
+
+describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.version}` : "no engine"})`, () => {
+  beforeAll(async () => {
+    const base = baseImage();
+    const built = buildImage(IMAGE, base.tag);
+    console.log(`container: built ${IMAGE} on ${base.tag} (${base.how}) in ${built.seconds.toFixed(1)} s`);
+    hostPort = await freePort();
+    dockerOk(["volume", "create", VOLUME]);
+    // docker/compose.yaml's endpoint service: its command, the volume on /data. A fixed
+    // host port (loopback only) so nginx's upstream stays right across a restart.
+    dockerOk([
+      "run", "-d", "--name", CONTAINER,
+      "-v", `${VOLUME}:/data`,
+      "-p", `127.0.0.1:${hostPort}:8787`,
+      IMAGE,
+      "node", "scripts/endpoint.mjs", "--var", "TRUST_PROXY:true",
+    ]);
+    await healthy();
+    secrets = devVars();
+    proxy = await startNginx({ upstream: `127.0.0.1:${hostPort}` });
+    client = new EndpointClient(proxy.http, secrets.ADMIN_TOKEN!);
+  }, 900_000);
+
+  afterAll(async () => {
+    watcher?.close();
+    await agent?.stop(5_000);
+    await proxy?.stop();
+    if (proxy) rmSync(proxy.dir, { recursive: true, force: true });
+    docker(["rm", "-f", CONTAINER]);
+    docker(["volume", "rm", "-f", VOLUME]);
+    rmSync(tmp, { recursive: true, force: true });
+    if (engine.ok) await engine.stop();
+  }, 60_000);
+
+  afterEach((ctx) => {
+    if (ctx.task.result?.state !== "fail") return;
+    const logs = docker(["logs", "--tail", "40", CONTAINER]);
+    console.error(`container logs:\n${logs.stdout}${logs.stderr}`);
+    if (agent) console.error(agent.tail());
+  });
+
+  it("runs as the image's unprivileged user, and cannot write its own code", () => {
+    expect(dockerOk(["exec", CONTAINER, "id", "-u"])).toBe("1000");
+    // Every process in the container, as the host sees it (no user namespace: the same uid).
+    const top = dockerOk(["top", CONTAINER, "-eo", "pid,uid,comm"]).split("\n").slice(1);
+    expect(top.length).toBeGreaterThanOrEqual(2); // node and workerd at least
+    for (const line of top) expect(line.trim().split(/\s+/)[1], line).toBe("1000");
+    expect(docker(["exec", CONTAINER, "sh", "-c", "touch /app/worker/index.ts"]).status).not.toBe(0);
+    // The secrets file it made is readable by that user alone.
+    expect(dockerOk(["exec", CONTAINER, "stat", "-c", "%a %u", "/data/.dev.vars"])).toBe("600 1000");
+  });
+
+  it("made its secrets on first start, on the volume", () => {
+    expect(secrets.ADMIN_TOKEN).toMatch(/^op_/);
+    expect(secrets.VIEWER_TOKEN).toMatch(/^view_/);
+    expect(secrets.SESSION_SECRET?.length).toBeGreaterThanOrEqual(32);
+  });
+
+  it("keeps wrangler's state tools unreachable (the Local Explorer), straight and through nginx", async () => {
+    for (const base of [`http://127.0.0.1:${hostPort}`, proxy.http]) {
+      const res = await request(`${base}/cdn-cgi/local/explorer/api/workers/durable_objects/namespaces`);
+      expect(res.headers["content-type"] ?? "", base).not.toMatch(/json/);
+      expect(res.text, base).not.toContain("DeviceRoom");
+    }
+  });
+
+  let sessionCookie: string;
+  const id = "container-sim-1";
+
+  it("signs an operator in through nginx, and streams a simulated device into it", async () => {
+    const login = await request(`${proxy.http}/api/login`, { method: "POST", json: { token: secrets.ADMIN_TOKEN }, headers: { origin: proxy.http } });
+    expect(login.status, login.text).toBe(200);
+    expect(login.json().role).toBe("operator");
+    const setCookie = login.headers["set-cookie"]?.[0] ?? "";
+    expect(setCookie).toMatch(/HttpOnly/i);
+    sessionCookie = setCookie.split(";")[0]!;
+    const session = await request(`${proxy.http}/api/session`, { headers: { cookie: sessionCookie } });
+    expect(session.status).toBe(200);
+    expect(session.json().role).toBe("operator");
+
+    const token = await client.token(id);
+    // A dashboard watching, as a user would: the agent then sends each reading at once.
+    watcher = await client.openRoom(id, "dashboard", proxy.http);
+    agent = startAgent({ endpoint: proxy.http, token, stateDir: join(tmp, "agent"), args: ["--backoff-max-ms", "2000"] });
+    await agent.connected();
+    await watcher.next((m) => m.type === "readings" || m.type === "reading", 30_000);
+    await waitFor("8 readings in the room", async () => ((await allReadings(id)).length >= 8 ? true : null), 60_000, 500);
+  });
+
+  it("keeps state and secrets across a restart, and the agent catches up with no gap", async () => {
+    const before = await allReadings(id);
+    const lastBefore = before.at(-1)!.seq;
+    watcher?.close();
+
+    dockerOk(["restart", "--time", "20", CONTAINER]);
+    await healthy();
+
+    // Same secrets, read from the volume: the operator token and the old session cookie still work.
+    expect(devVars()).toEqual(secrets);
+    expect((await client.admin("/api/session")).status).toBe(200);
+    expect((await request(`${proxy.http}/api/session`, { headers: { cookie: sessionCookie } })).status).toBe(200);
+    // The device is still provisioned (its token works) and listed.
+    const listed = await client.json<{ devices: { id: string }[] }>(`/api/devices?q=${id}`);
+    expect(listed.devices.map((d) => d.id)).toContain(id);
+
+    watcher = await client.openRoom(id, "dashboard", proxy.http);
+    await waitFor(`readings past seq ${lastBefore + 5}`, async () => ((await allReadings(id)).at(-1)!.seq >= lastBefore + 5 ? true : null), 90_000, 500);
+    const after = await allReadings(id);
+    // Every seq from the first on, once: nothing lost in the restart, nothing doubled.
+    const seqs = after.map((r) => r.seq);
+    expect(seqs[0]).toBe(before[0]!.seq);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => seqs[0]! + i));
+    // What was there before is there, unchanged.
+    expect(after.slice(0, before.length)).toEqual(before);
+  });
+});
