@@ -11,6 +11,8 @@ export const TICKET_HEADERS = {
   nonce: "x-iot-ticket-nonce",
   exp: "x-iot-ticket-exp",
   iat: "x-iot-ticket-iat",
+  /** The client's address as the Worker keys rate limits on it (worker/rate-limit.ts): for the audit trail. */
+  address: "x-iot-address",
 } as const;
 
 /**

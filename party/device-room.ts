@@ -45,6 +45,7 @@ import {
   type ToDeviceMessage,
 } from "./protocol";
 import { CREDENTIAL_HEADER, TICKET_HEADERS, admitSocket, ensureNonceTable, refuse } from "./admission";
+import { directory } from "./directory";
 import { fleetFor } from "./fleet";
 import { roomSettings, type RoomSettings } from "./settings";
 import { CommandsStore } from "./room/commands";
@@ -165,10 +166,19 @@ export class DeviceRoom extends Server<Env> {
     return refusal ?? super.fetch(request);
   }
 
-  /** `["device"]`, or `["dashboard", "operator" | "viewer"]`: only operators may send commands. */
+  /**
+   * `["device"]`, or `["dashboard", "operator" | "viewer", "account:<name>", "from:<address>"]`:
+   * only operators may send commands, and the audit trail names who sent one and from where.
+   * The ticket's sub is `<role>:<account>` (worker/routes/api.ts).
+   */
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
     if (roleOf(context.request) === "device") return ["device"];
-    return ["dashboard", context.request.headers.get(TICKET_HEADERS.sub) === "operator" ? "operator" : "viewer"];
+    const [role, account] = (context.request.headers.get(TICKET_HEADERS.sub) ?? "").split(":");
+    const tags = ["dashboard", role === "operator" ? "operator" : "viewer"];
+    if (account) tags.push(`account:${account}`);
+    const address = context.request.headers.get(TICKET_HEADERS.address);
+    if (address) tags.push(`from:${address}`);
+    return tags;
   }
 
   onConnect(connection: Connection, context: ConnectionContext): void {
@@ -544,9 +554,25 @@ export class DeviceRoom extends Server<Env> {
       return sendTo(connection, errorMessage("forbidden", "viewers cannot send commands"));
     }
     const msg = parsed.value;
+    const isNew = this.#commands.get(msg.id) === undefined;
     const record = this.submitCommand(msg.id, msg.command);
     // The sender always hears back, even if it reused an id whose command already finished.
     sendTo(connection, { type: "command-status", command: record });
+    if (isNew) this.#auditCommand(connection, msg.id, msg.command);
+  }
+
+  /** A command sent over a dashboard socket, in the audit trail (REST commands are recorded by the Worker). */
+  #auditCommand(connection: Connection, id: string, command: CommandBody): void {
+    const tag = (prefix: string) => connection.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length) ?? null;
+    const entry = { actor: tag("account:") ?? "unknown", role: "operator" as const, address: tag("from:"), action: "device.command" as const };
+    this.ctx.waitUntil(
+      directory(this.env)
+        .record({ ...entry, target: `device:${this.name}`, detail: { id, ...command } })
+        .then(
+          () => undefined,
+          (err: unknown) => console.error(`room ${this.name}: could not record command ${id} in the audit trail:`, err),
+        ),
+    );
   }
 
   // -------------------------------------------------------------------------

@@ -374,9 +374,15 @@ export type DeviceTokenResponse = z.infer<typeof DeviceTokenResponse>;
 /** `POST /api/devices/:id/revoke`. */
 export const RevokeResponse = z.strictObject({ id: DeviceId, revoked: z.boolean() });
 
-/** `GET /api/session` and `POST /api/login`: who the caller is (expiresAt for a cookie session). */
+/**
+ * `GET /api/session` and `POST /api/login`: who the caller is — the account (`admin` and `viewer`
+ * are the built-in ones behind ADMIN_TOKEN and VIEWER_TOKEN), its role, and for a cookie session
+ * its id and end.
+ */
 export const SessionResponse = z.strictObject({
   role: z.enum(["operator", "viewer"]),
+  account: z.string().max(32).optional(),
+  session: z.string().max(32).optional(),
   expiresAt: Timestamp.optional(),
 });
 export type SessionResponse = z.infer<typeof SessionResponse>;
@@ -454,6 +460,120 @@ export const ApiError = z.strictObject({
   error: z.strictObject({ code: z.string(), message: z.string() }),
 });
 export type ApiError = z.infer<typeof ApiError>;
+
+// ---------------------------------------------------------------------------
+// Accounts, sessions, audit (party/directory.ts keeps them)
+// ---------------------------------------------------------------------------
+
+export const AccountRole = z.enum(["operator", "viewer"]);
+export type AccountRole = z.infer<typeof AccountRole>;
+
+/**
+ * Names that are not accounts one may add: the built-in accounts behind ADMIN_TOKEN and
+ * VIEWER_TOKEN, and the words the audit trail uses for callers without an account.
+ */
+export const RESERVED_ACCOUNT_NAMES: readonly string[] = ["admin", "viewer", "unknown", "system"];
+
+/** Account names appear in tokens (`@<name>.<secret>`), audit rows and URLs: lower-case and boring. */
+export const AccountName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,31}$/, "account name: 1-32 of a-z 0-9 _ - (starting with a letter)");
+
+/** `POST /api/accounts`. */
+export const AccountCreateRequest = z.strictObject({
+  name: AccountName.refine((n) => !RESERVED_ACCOUNT_NAMES.includes(n), "account name: that name is reserved"),
+  role: AccountRole,
+});
+export type AccountCreateRequest = z.infer<typeof AccountCreateRequest>;
+
+export const Account = z.strictObject({
+  name: z.string().max(32),
+  role: AccountRole,
+  /** `admin` / `viewer`: the shared bootstrap tokens, configured as secrets, never removed here. */
+  builtin: z.boolean(),
+  createdAt: Timestamp.nullable(),
+  createdBy: z.string().max(80).nullable(),
+});
+export type Account = z.infer<typeof Account>;
+
+/** `GET /api/accounts`. */
+export const AccountsList = z.strictObject({ accounts: z.array(Account) });
+export type AccountsList = z.infer<typeof AccountsList>;
+
+/** `POST /api/accounts`: the account's token, shown this once (only its SHA-256 is kept). */
+export const AccountTokenResponse = z.strictObject({
+  name: z.string().max(32),
+  role: AccountRole,
+  token: z.string().regex(/^@[a-z][a-z0-9_-]{0,31}\.[A-Za-z0-9_-]{43}$/),
+});
+export type AccountTokenResponse = z.infer<typeof AccountTokenResponse>;
+
+/** Session ids: 16 random bytes, base64url. Shown in lists; the cookie also carries a secret. */
+export const SessionId = z.string().regex(/^[A-Za-z0-9_-]{22}$/, "session id: 22 of A-Z a-z 0-9 _ -");
+
+export const SessionInfo = z.strictObject({
+  id: SessionId,
+  account: z.string().max(32),
+  role: AccountRole,
+  createdAt: Timestamp,
+  lastUsed: Timestamp,
+  expiresAt: Timestamp,
+  userAgent: z.string().max(200),
+  address: z.string().max(64),
+  /** The session this request came with. */
+  current: z.boolean(),
+});
+export type SessionInfo = z.infer<typeof SessionInfo>;
+
+/** `GET /api/sessions`: live sessions, newest first (an operator's list has everyone's). */
+export const SessionsList = z.strictObject({ sessions: z.array(SessionInfo) });
+export type SessionsList = z.infer<typeof SessionsList>;
+
+export const AuditAction = z.enum([
+  "login",
+  "login.failed",
+  "logout",
+  "session.revoke",
+  "account.add",
+  "account.remove",
+  "device.provision",
+  "device.rotate",
+  "device.revoke",
+  "device.command",
+  "device.batching",
+]);
+export type AuditAction = z.infer<typeof AuditAction>;
+
+/** One row of the audit trail: who did what to which target, when, and from which address. */
+export const AuditEntry = z.strictObject({
+  seq: z.number().int().min(1),
+  ts: Timestamp,
+  /** An account name, `device:<id>`, or `unknown` (a failed sign-in with no account named). */
+  actor: z.string().max(80),
+  role: z.enum(["operator", "viewer", "device"]).nullable(),
+  /** The client address the Worker keys rate limits on (`local` for a local endpoint without a proxy). */
+  address: z.string().max(64).nullable(),
+  action: AuditAction,
+  target: z.string().max(80).nullable(),
+  /** Small facts about the change (a command's body, a role, why a sign-in failed). */
+  detail: z.record(z.string(), z.unknown()).nullable(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+export const MAX_AUDIT_PAGE = 500;
+
+/** `GET /api/audit`: newest first; `cursor` is the previous page's `next` (rows older than it). */
+export const AuditQuery = z.strictObject({
+  cursor: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_AUDIT_PAGE).default(100),
+});
+export type AuditQuery = z.infer<typeof AuditQuery>;
+
+export const AuditPage = z.strictObject({
+  entries: z.array(AuditEntry),
+  next: z.number().int().min(1).nullable(),
+});
+export type AuditPage = z.infer<typeof AuditPage>;
 
 // ---------------------------------------------------------------------------
 // Helpers every side uses

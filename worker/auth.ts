@@ -4,8 +4,11 @@
  * Three kinds of caller:
  *  - a device: `Authorization: Bearer <id>.<secret>`; the secret was shown once
  *    at provisioning, and only its SHA-256 is stored, in the device's own room;
- *  - an operator or a viewer: `Authorization: Bearer <ADMIN_TOKEN | VIEWER_TOKEN>`
- *    (the API key), or the session cookie `POST /api/login` set;
+ *  - a person, as an account with a role (operator or viewer): a named account's token
+ *    `@<name>.<secret>` (shown once at creation, only its SHA-256 kept in the directory),
+ *    or one of the bootstrap tokens ADMIN_TOKEN / VIEWER_TOKEN (the built-in accounts
+ *    `admin` and `viewer`), sent as `Authorization: Bearer …`, or the session cookie
+ *    `POST /api/login` set with one of them (a row in the directory: party/directory.ts);
  *  - nobody: 401.
  *
  * Middleware factories check their options once and return a named function,
@@ -15,14 +18,16 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { deleteCookie, getSignedCookie, setSignedCookie } from "hono/cookie";
 import { createMiddleware } from "hono/factory";
+import { directory, type Actor } from "../party/directory";
 import { fleetFor } from "../party/fleet";
-import { DeviceId } from "../party/protocol";
+import { DeviceId, toPrintable, type AccountRole } from "../party/protocol";
 import { room, type AppEnv } from "./env";
 import { ApiError } from "./errors";
+import { clientIp } from "./rate-limit";
 import { base64url } from "./tickets";
 
 export type Principal =
-  | { role: "operator" | "viewer"; /** set for a cookie session */ expiresAt?: number }
+  | { role: AccountRole; account: string; /** set for a cookie session */ session?: string; expiresAt?: number }
   | { role: "device"; id: string };
 export type Role = Principal["role"];
 
@@ -92,12 +97,27 @@ export function sessionSecret(env: Env): string {
   return secrets(env).session;
 }
 
-/** Operator or viewer for a sign-in / API token; null if it is neither. */
-export async function roleForToken(env: Env, token: string): Promise<"operator" | "viewer" | null> {
+/** The built-in account a bootstrap token (ADMIN_TOKEN, VIEWER_TOKEN) stands for; null if it is neither. */
+export async function builtinAccount(env: Env, token: string): Promise<{ role: AccountRole; account: string } | null> {
   const s = secrets(env);
-  if (await safeEqual(token, s.admin)) return "operator";
-  if (s.viewer && (await safeEqual(token, s.viewer))) return "viewer";
+  if (await safeEqual(token, s.admin)) return { role: "operator", account: "admin" };
+  if (s.viewer && (await safeEqual(token, s.viewer))) return { role: "viewer", account: "viewer" };
   return null;
+}
+
+/** A fresh account token: `@<name>.<43 chars of base64url = 256 random bits>`. */
+export function newAccountToken(name: string): { token: string; secret: string } {
+  const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
+  return { token: `@${name}.${secret}`, secret };
+}
+
+/**
+ * `@<name>.<secret>` → parts, or null if it cannot be an account token. The `@` keeps it apart
+ * from device tokens (`<id>.<secret>`): no device id starts with one.
+ */
+export function splitAccountToken(token: string): { name: string; secret: string } | null {
+  const m = /^@([a-z][a-z0-9_-]{0,31})\.([A-Za-z0-9_-]{43})$/.exec(token);
+  return m ? { name: m[1]!, secret: m[2]! } : null;
 }
 
 /**
@@ -130,22 +150,44 @@ async function resolve(c: Context<AuthEnv>): Promise<Principal | null> {
       if (!ok) throw new ApiError(401, "unauthorized", "unknown, rotated or revoked device token");
       return { role: "device", id: device.id };
     }
-    const role = await roleForToken(c.env, token);
-    if (!role) throw new ApiError(401, "unauthorized", "invalid token");
-    return { role };
-  }
-  const session = await getSignedCookie(c, sessionSecret(c.env), SESSION_COOKIE);
-  if (session) {
-    const [role, exp, generation, extra] = session.split(".");
-    if ((role === "operator" || role === "viewer") && Number(exp) > Date.now() && extra === undefined) {
-      const current = await tokenGeneration(c.env, role);
-      if (current !== null && generation === current) {
-        checkSameOrigin(c);
-        return { role, expiresAt: Number(exp) };
-      }
+    const named = splitAccountToken(token);
+    if (named) {
+      // One directory call: a removed account's token stops working at once, with no cache to outlive it.
+      const role = await directory(c.env).verifyAccount(named.name, await hashSecret(named.secret));
+      if (!role) throw new ApiError(401, "unauthorized", "unknown or removed account token");
+      return { role, account: named.name };
     }
+    const builtin = await builtinAccount(c.env, token);
+    if (!builtin) throw new ApiError(401, "unauthorized", "invalid token");
+    return builtin;
+  }
+  const session = await cookieSession(c);
+  if (session) {
+    checkSameOrigin(c);
+    return { role: session.role, account: session.account, session: session.id, expiresAt: session.expiresAt };
   }
   return null;
+}
+
+/** The cookie's `<session id>.<secret>`, if it carries a validly signed one. */
+async function sessionCookie(c: Context): Promise<{ id: string; secret: string } | null> {
+  const value = await getSignedCookie(c, sessionSecret(c.env), SESSION_COOKIE);
+  const m = value ? /^([A-Za-z0-9_-]{22})\.([A-Za-z0-9_-]{43})$/.exec(value) : null;
+  return m ? { id: m[1]!, secret: m[2]! } : null;
+}
+
+/**
+ * The live session behind the cookie: one directory call (its row must still exist, so a
+ * session ended by sign-out, revocation or account removal is refused at once). A built-in
+ * account's session also ends when its token changes.
+ */
+async function cookieSession(c: Context) {
+  const cookie = await sessionCookie(c);
+  if (!cookie) return null;
+  const session = await directory(c.env).useSession(cookie.id, await hashSecret(cookie.secret));
+  if (!session) return null;
+  if (session.generation !== null && session.generation !== (await tokenGeneration(c.env, session.role))) return null;
+  return session;
 }
 
 /**
@@ -218,9 +260,9 @@ export function callingDevice(c: Context<AuthEnv>): string {
 }
 
 /**
- * A session belongs to the role's token as it is now: its cookie carries the first 16 hex of
- * the token's SHA-256, so changing ADMIN_TOKEN or VIEWER_TOKEN ends every session signed in
- * with the old one (null: that role has no token configured).
+ * A built-in account's session belongs to its token as it is now: the session row keeps the first
+ * 16 hex of the token's SHA-256, so changing ADMIN_TOKEN or VIEWER_TOKEN ends every session signed
+ * in with the old one (null: that role has no token configured).
  */
 async function tokenGeneration(env: Env, role: "operator" | "viewer"): Promise<string | null> {
   const s = secrets(env);
@@ -228,20 +270,59 @@ async function tokenGeneration(env: Env, role: "operator" | "viewer"): Promise<s
   return token ? (await hashSecret(token)).slice(0, 16) : null;
 }
 
-export async function startSession(c: Context<AuthEnv>, role: "operator" | "viewer"): Promise<number> {
+/** What the directory keeps about where a session was opened (shown in the sessions list). */
+function sessionOrigin(c: Context): { userAgent: string; address: string } {
+  return { userAgent: toPrintable(c.req.header("user-agent") ?? "", 200), address: clientIp(c).slice(0, 64) };
+}
+
+/**
+ * Sign in with a token: a server-side session and its cookie, or null for a wrong token.
+ * Every attempt is in the audit trail (`login` or `login.failed`), in the same directory call.
+ */
+export async function signIn(
+  c: Context<AuthEnv>,
+  token: string,
+): Promise<{ role: AccountRole; account: string; session: string; expiresAt: number } | null> {
+  const id = base64url(crypto.getRandomValues(new Uint8Array(16)));
+  const secret = base64url(crypto.getRandomValues(new Uint8Array(32)));
   const expiresAt = Date.now() + SESSION_TTL_MS;
-  await setSignedCookie(c, SESSION_COOKIE, `${role}.${expiresAt}.${await tokenGeneration(c.env, role)}`, sessionSecret(c.env), {
+  const origin = sessionOrigin(c);
+  const session = { id, secretHash: await hashSecret(secret), expiresAt, ...origin };
+  const dir = directory(c.env);
+  let who: { role: AccountRole; account: string } | null;
+  const named = splitAccountToken(token);
+  if (named) {
+    const role = await dir.signIn(named.name, await hashSecret(named.secret), session);
+    who = role && { role, account: named.name };
+  } else {
+    who = await builtinAccount(c.env, token);
+    if (who) await dir.openSession({ ...session, ...who, generation: await tokenGeneration(c.env, who.role) });
+    // Nothing of a token that names no account is kept: it may be a password typed into the wrong box.
+    else await dir.record({ actor: "unknown", role: null, address: origin.address, action: "login.failed", detail: { reason: "not a known token" } });
+  }
+  if (!who) return null;
+  await setSignedCookie(c, SESSION_COOKIE, `${id}.${secret}`, sessionSecret(c.env), {
     httpOnly: true,
     sameSite: "Strict",
     secure: isHttps(c),
     path: "/",
     maxAge: SESSION_TTL_MS / 1000,
   });
-  return expiresAt;
+  return { ...who, session: id, expiresAt };
 }
 
-export function endSession(c: Context): void {
+/** Sign out: the cookie's session row is deleted (a `logout` audit row), and the browser drops the cookie. */
+export async function endSession(c: Context): Promise<void> {
+  const cookie = await sessionCookie(c);
+  if (cookie) await directory(c.env).logout(cookie.id, await hashSecret(cookie.secret), clientIp(c).slice(0, 64));
   deleteCookie(c, SESSION_COOKIE, { path: "/", secure: isHttps(c) });
+}
+
+/** Who the audit trail names for this request's caller, and from where. */
+export function actorOf(c: Context<AuthEnv>): Actor {
+  const p = c.get("principal");
+  const address = clientIp(c).slice(0, 64);
+  return p.role === "device" ? { actor: `device:${p.id}`, role: "device", address } : { actor: p.account, role: p.role, address };
 }
 
 /** TLS as the browser sees it: directly, or at the proxy in front (X-Forwarded-Proto). */

@@ -14,6 +14,7 @@ import { parties } from "./routes/parties";
 
 export { DeviceRoom } from "../party/device-room";
 export { FleetRegistry } from "../party/fleet";
+export { Directory } from "../party/directory";
 
 export const app = new Hono<AppEnv>()
   .use(rateLimit<AppEnv>((env) => env.IP_LIMITER, (c) => clientIp(c), "requests from this address"))

@@ -58,7 +58,7 @@ export class Credentials {
 }
 
 /** Both are hex SHA-256 digests of equal length; compare without an early exit. */
-function timingSafeEqualHex(a: string, b: string): boolean {
+export function timingSafeEqualHex(a: string, b: string): boolean {
   if (a.length !== b.length) return false;
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);

@@ -1,9 +1,9 @@
 /**
  * The JSON API the dashboard, scripts and devices use. Who may call what:
  *
- *   POST /api/login            {token}              anyone (rate-limited) → session cookie
- *   POST /api/logout                                anyone
- *   GET  /api/session                               viewer, operator
+ *   POST /api/login            {token}              anyone (rate-limited) → session cookie (a row in the directory)
+ *   POST /api/logout                                anyone; ends the cookie's session on the server
+ *   GET  /api/session                               viewer, operator → {role, account, session?, expiresAt?}
  *   GET  /api/devices                               viewer, operator (?cursor=ID&limit=N&q=TEXT&online=BOOL)
  *   POST /api/devices          {id}                 operator → {id, token} (the token is shown once)
  *   GET  /api/devices/:id                           viewer, operator
@@ -14,6 +14,9 @@
  *   POST /api/devices/:id/rotate                    operator → {id, token}; the old token dies now
  *   POST /api/devices/:id/revoke                    operator; the device is cut off now
  *   POST /api/tickets          {device}             device (its own room), viewer, operator → {ticket, path}
+ *
+ * Accounts, sessions and the audit trail: worker/routes/accounts.ts. Every change here is
+ * recorded in the audit trail (worker/audit.ts) once it has succeeded.
  */
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
@@ -29,22 +32,15 @@ import {
   type SessionResponse,
   type TicketResponse,
 } from "../../party/protocol";
-import {
-  endSession,
-  hashSecret,
-  newDeviceSecret,
-  requireRole,
-  roleForToken,
-  sessionSecret,
-  startSession,
-  type AuthEnv,
-} from "../auth";
+import { endSession, hashSecret, newDeviceSecret, requireRole, sessionSecret, signIn, type AuthEnv } from "../auth";
+import { audit } from "../audit";
 import { fleetFor, listDevices } from "../../party/fleet";
 import { room } from "../env";
 import { ApiError } from "../errors";
 import { clientIp, rateLimit } from "../rate-limit";
 import { issueTicket } from "../tickets";
 import { validate, validateJson } from "../validate";
+import { accounts } from "./accounts";
 
 const DeviceParam = z.object({ id: DeviceId });
 
@@ -74,19 +70,20 @@ export const api = new Hono<AuthEnv>()
     rateLimit<AuthEnv>((env) => env.LOGIN_LIMITER, (c) => clientIp(c), "sign-in attempts from this address"),
     validateJson(z.strictObject({ token: z.string().min(1).max(256) })),
     async (c) => {
-      const role = await roleForToken(c.env, c.req.valid("json").token);
-      if (!role) throw new ApiError(401, "unauthorized", "wrong token");
-      return c.json({ role, expiresAt: await startSession(c, role) } satisfies SessionResponse);
+      const session = await signIn(c, c.req.valid("json").token);
+      if (!session) throw new ApiError(401, "unauthorized", "wrong token");
+      return c.json(session satisfies SessionResponse);
     },
   )
-  .post("/logout", (c) => {
-    endSession(c);
+  .post("/logout", async (c) => {
+    await endSession(c);
     return c.body(null, 204);
   })
   .get("/session", requireRole("viewer"), (c) => {
     const principal = c.get("principal");
     if (principal.role === "device") throw new ApiError(403, "forbidden", "devices have no session");
-    return c.json({ role: principal.role, ...(principal.expiresAt ? { expiresAt: principal.expiresAt } : {}) } satisfies SessionResponse);
+    const { role, account, session, expiresAt } = principal;
+    return c.json({ role, account, ...(session ? { session } : {}), ...(expiresAt ? { expiresAt } : {}) } satisfies SessionResponse);
   })
   .get("/devices", requireRole("viewer"), validate("query", DevicesQuery), async (c) =>
     c.json(await listDevices(c.env, c.req.valid("query")) satisfies DevicesPage),
@@ -98,6 +95,7 @@ export const api = new Hono<AuthEnv>()
     if (!provisioned) throw new ApiError(409, "already_provisioned", `device ${id} has credentials; rotate them instead`);
     await fleetFor(c.env, id).register(id, null);
     console.log(`device ${id} provisioned`);
+    await audit(c, "device.provision", `device:${id}`);
     return c.json({ id, token: `${id}.${secret}` } satisfies DeviceTokenResponse, 201);
   })
   .get("/devices/:id", requireRole("viewer"), validate("param", DeviceParam), async (c) => {
@@ -124,8 +122,11 @@ export const api = new Hono<AuthEnv>()
     validate("param", DeviceParam),
     validateJson(BatchingRequest),
     async (c) => {
-      const stub = await knownRoom(c.env, c.req.valid("param").id);
-      return c.json(await stub.setUnwatchedBatching(c.req.valid("json").unwatchedMs));
+      const { id } = c.req.valid("param");
+      const { unwatchedMs } = c.req.valid("json");
+      const answer = await (await knownRoom(c.env, id)).setUnwatchedBatching(unwatchedMs);
+      await audit(c, "device.batching", `device:${id}`, { unwatchedMs });
+      return c.json(answer);
     },
   )
   .post(
@@ -134,9 +135,11 @@ export const api = new Hono<AuthEnv>()
     validate("param", DeviceParam),
     validateJson(CommandRequest),
     async (c) => {
-      const stub = await knownRoom(c.env, c.req.valid("param").id);
+      const device = c.req.valid("param").id;
+      const stub = await knownRoom(c.env, device);
       const { id, ...command } = c.req.valid("json");
       const record = await stub.submitCommand(id ?? crypto.randomUUID(), command);
+      await audit(c, "device.command", `device:${device}`, { id: record.id, ...command });
       return c.json(record, 202);
     },
   )
@@ -148,12 +151,14 @@ export const api = new Hono<AuthEnv>()
       throw new ApiError(409, "not_provisioned", `device ${id} has no credentials; provision it`);
     }
     console.log(`device ${id} credentials rotated`);
+    await audit(c, "device.rotate", `device:${id}`);
     return c.json({ id, token: `${id}.${secret}` } satisfies DeviceTokenResponse);
   })
   .post("/devices/:id/revoke", requireRole("operator"), validate("param", DeviceParam), async (c) => {
     const { id } = c.req.valid("param");
     const had = await (await knownRoom(c.env, id)).revoke();
     console.log(`device ${id} credentials revoked`);
+    await audit(c, "device.revoke", `device:${id}`, { hadCredentials: had });
     return c.json({ id, revoked: had });
   })
   .post(
@@ -185,7 +190,9 @@ export const api = new Hono<AuthEnv>()
       }
       if (body.role === "device") throw new ApiError(403, "forbidden", "only the device itself may open its device socket");
       await knownRoom(c.env, body.device);
-      const ticket = await issueTicket(secret, { room: `device:${body.device}`, role: "dashboard", sub: principal.role });
+      // `<role>:<account>`: the room lets operators command and names the account in the audit trail.
+      const ticket = await issueTicket(secret, { room: `device:${body.device}`, role: "dashboard", sub: `${principal.role}:${principal.account}` });
       return c.json({ ...ticket, path: `/parties/device/${body.device}` } satisfies TicketResponse);
     },
-  );
+  )
+  .route("/", accounts);

@@ -19,6 +19,7 @@ import { DeviceId } from "../../party/protocol";
 import { hashSecret, isKnownDevice, isOwnOrigin, parseBearer, sessionSecret, splitDeviceToken } from "../auth";
 import { room, type AppEnv } from "../env";
 import { ApiError } from "../errors";
+import { clientIp } from "../rate-limit";
 import { verifyTicket, type TicketClaims } from "../tickets";
 
 function requireUpgrade(c: Context<AppEnv>): void {
@@ -38,7 +39,7 @@ async function admit(c: Context<AppEnv>, room: string): Promise<Request> {
   const check = await verifyTicket(sessionSecret(c.env), ticket);
   if (!check.ok) throw new ApiError(401, "bad_ticket", check.reason);
   if (check.claims.room !== room) throw new ApiError(403, "wrong_room", "this ticket is for another room");
-  return forward(c.req.raw, check.claims);
+  return forward(c.req.raw, check.claims, clientIp(c));
 }
 
 /**
@@ -58,12 +59,12 @@ async function admitDevice(c: Context<AppEnv>, id: string, authorization: string
   // reconnect storm is 1,000s of upgrades at once, and each limiter call is a round trip
   // (locally, into one Durable Object). A wrong token costs one hash compare in its room.
   const now = Date.now();
-  const request = forward(c.req.raw, { role: "device", sub: id, nonce: "token", exp: now, iat: now, room: `device:${id}` });
+  const request = forward(c.req.raw, { role: "device", sub: id, nonce: "token", exp: now, iat: now, room: `device:${id}` }, clientIp(c));
   request.headers.set(CREDENTIAL_HEADER, await hashSecret(token.secret));
   return request;
 }
 
-function forward(request: Request, claims: TicketClaims): Request {
+function forward(request: Request, claims: TicketClaims, address: string): Request {
   const headers = new Headers(request.headers);
   // Only this Worker speaks for the client in these headers: drop anything it sent.
   for (const name of [...Object.values(TICKET_HEADERS), CREDENTIAL_HEADER]) headers.delete(name);
@@ -72,6 +73,7 @@ function forward(request: Request, claims: TicketClaims): Request {
   headers.set(TICKET_HEADERS.nonce, claims.nonce);
   headers.set(TICKET_HEADERS.exp, String(claims.exp));
   headers.set(TICKET_HEADERS.iat, String(claims.iat));
+  headers.set(TICKET_HEADERS.address, address.slice(0, 64));
   return new Request(request, { headers });
 }
 
