@@ -30,7 +30,7 @@ import { EndpointClient, EndpointError } from "./http.ts";
 import { startHeartbeatLed, type HeartbeatLed } from "./led.ts";
 import { Link } from "./link.ts";
 import { LINES, consoleLogger, errorText, sleep, throttle, type Logger } from "./log.ts";
-import { Outbox } from "./outbox.ts";
+import { Outbox, ReadingRefused } from "./outbox.ts";
 import { Sender } from "./sender.ts";
 import { chooseSensor, type Sensor } from "./sensors/index.ts";
 import { FW_VERSION } from "./version.ts";
@@ -44,6 +44,8 @@ export type AgentDeps = {
   log?: Logger;
   sensor?: Sensor;
   client?: EndpointClient;
+  /** How often a disk that refused writes is tried again (tests: 0; default STORAGE_RETRY_MS). */
+  storageRetryMs?: number;
 };
 
 export class Agent {
@@ -67,6 +69,7 @@ export class Agent {
   #summary = { count: 0, last: "", since: Date.now() };
   #summaryTimer: ReturnType<typeof setInterval> | undefined;
   #reportedProblem: string | undefined;
+  #reportedStorage: string | undefined;
   #sensorReportGate = throttle(SENSOR_REPORT_MS);
 
   constructor(config: AgentConfig, deps: AgentDeps = {}) {
@@ -85,7 +88,8 @@ export class Agent {
 
   async start(): Promise<void> {
     const c = this.config;
-    this.#outbox = new Outbox(join(c.stateDir, "outbox.sqlite"), { maxReadings: c.outboxMax, log: this.#log });
+    this.#outbox = new Outbox(join(c.stateDir, "outbox.sqlite"), { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs });
+    this.#reportedStorage = this.#outbox.problem; // said in the first hello
     this.#desired = this.#outbox.getJson("desired", DesiredState) ?? { scale: c.scale, intervalMs: c.intervalMs };
     this.#sensor =
       this.#deps.sensor ??
@@ -122,6 +126,7 @@ export class Agent {
       ...(this.#sensor.problem ? { sensorProblem: toPrintable(this.#sensor.problem, 200) } : {}),
       sensorErrors: this.#sensor.errors,
       dropped: this.#outbox.dropped,
+      ...(this.#outbox.problem ? { storageProblem: toPrintable(this.#outbox.problem, 200) } : {}),
     };
   }
 
@@ -183,11 +188,15 @@ export class Agent {
     const droppedBefore = this.#outbox.dropped;
     let reading: Reading;
     try {
+      // A full disk does not throw here: the outbox holds the reading in memory and names the cause.
       reading = this.#outbox.append({ ts: candidate.ts, temperature, scale });
     } catch (err) {
-      this.#log.error(`Outbox write failed, reading lost: ${errorText(err)}`);
+      // Disk refusing and memory full: the outbox said so once; not a line per sample.
+      if (!(err instanceof ReadingRefused)) this.#log.error(`Outbox write failed, reading lost: ${errorText(err)}`);
+      this.#reportStorage();
       return;
     }
+    this.#reportStorage();
     if (!this.config.quiet) this.#log.info(LINES.temperature(temperature, scale));
     this.#summary.count++;
     this.#summary.last = LINES.temperature(temperature, scale).replace(/^Temperature: /, "");
@@ -200,10 +209,19 @@ export class Agent {
     const s = this.#summary;
     const minutes = Math.max(1, Math.round((Date.now() - s.since) / 60_000));
     const sensor = this.#sensor.problem ? `sensor unavailable (${this.#sensor.problem})` : `last ${s.last || "none"}`;
+    const storage = this.#outbox.problem ? ` (${this.#outbox.inMemory} only in memory: ${this.#outbox.problem})` : "";
     this.#log.info(
-      `Status: ${s.count} readings in the last ${minutes} min, ${sensor}; ${this.#outbox.size} waiting for the endpoint; link ${this.#link?.up ? "up" : "down"}`,
+      `Status: ${s.count} readings in the last ${minutes} min, ${sensor}; ${this.#outbox.size} waiting for the endpoint${storage}; link ${this.#link?.up ? "up" : "down"}`,
     );
     this.#summary = { count: 0, last: s.last, since: Date.now() };
+  }
+
+  /** A disk that fills up (or frees up) is news for the room at once, like a sensor that goes missing. */
+  #reportStorage(): void {
+    const problem = this.#outbox.problem;
+    if (problem === this.#reportedStorage) return;
+    this.#reportedStorage = problem;
+    this.#sender.report();
   }
 
   #reportSensorErrors(): void {
@@ -301,7 +319,9 @@ export class Agent {
   #onMessage(msg: ToDeviceMessage): void {
     switch (msg.type) {
       case "ack":
-        return this.#sender.onAck(msg.seq);
+        this.#sender.onAck(msg.seq);
+        // An ack is also a write (the prune): the disk may have come back, or gone.
+        return this.#reportStorage();
       case "desired":
         if (this.#applyDesired(msg.state)) this.#sender.report();
         return;

@@ -26,85 +26,121 @@
  *
  * The same file keeps the agent's small persisted state (desired scale and
  * interval) in `meta`, so a restarted device comes back in the scale it was told.
+ *
+ * A full (or failing, or read-only) disk never stops the agent and never costs a
+ * reading that can still be sent (issue 13, item 5). SD cards fill up (journals, logs):
+ *  - the file is opened with `locking_mode = EXCLUSIVE`, so the WAL index lives in
+ *    this process's memory instead of an `-shm` file: creating and mapping that file
+ *    is what failed at start on a full disk (`disk I/O error`, SQLITE_IOERR_SHMSIZE);
+ *    an existing outbox opens and reads with no free byte. The price: no other
+ *    process can read the file while the agent runs (stop it first, or read the room);
+ *  - a write the disk refuses (SQLITE_FULL, an I/O error, a read-only remount) leaves
+ *    the reading numbered and held in memory instead, at most `memoryMax` (5,000: 83
+ *    minutes at 1 Hz, about 1 MB of heap); it is sent like any other, and an ack
+ *    removes it from memory without it ever touching the disk. Past that bound the
+ *    newest readings are refused (counted, not numbered, so seqs stay contiguous);
+ *  - the cause is named (`no space left on device (SQLITE_FULL) in <dir>`), logged
+ *    once per change and exposed as `problem` (the agent reports it to the room as
+ *    `state.storageProblem`);
+ *  - every `retryMs` (10 s) a write tries the disk again; the first that succeeds
+ *    writes the held readings to the file, in seq order, in one transaction, with
+ *    the acks and drops that could not be written meanwhile.
+ *  What a crash in that state costs: the readings held only in memory (never on disk).
+ *  Their seqs are then numbered again after the restart; when the room had stored and
+ *  acked some of them, its ack on the next `hello` is past `next`, and the outbox
+ *  continues after it (see `ack`), so no seq is given twice to what the room keeps.
+ *  A room that stored them but had not yet committed (its group-commit window, at
+ *  most ~15 s) takes the renumbered readings as duplicates: that window is the one
+ *  loss a crash on a full disk can add.
  */
 import { randomBytes } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { z } from "zod";
 import { LIMITS, type Reading } from "../party/protocol.ts";
-import { throttle, type Logger } from "./log.ts";
+import { errorText, throttle, type Logger } from "./log.ts";
 
 export const DEFAULT_OUTBOX_MAX = 1_000_000;
+/** Readings held in memory while the disk refuses writes (83 min at 1 Hz; ~200 bytes of heap each). */
+export const DEFAULT_MEMORY_MAX = 5_000;
+/** While the disk refuses writes, it is tried again at most this often. */
+export const STORAGE_RETRY_MS = 10_000;
 
 export type OutboxOptions = {
   maxReadings?: number;
+  /** Readings held in memory while the disk refuses writes (default DEFAULT_MEMORY_MAX). */
+  memoryMax?: number;
+  /** How often a refused disk is tried again (default STORAGE_RETRY_MS). */
+  retryMs?: number;
   log: Logger;
-  /** Injectable clock for the drop log's throttle. */
+  /** Injectable clock for the throttles. */
   now?: () => number;
 };
 
 export type NewReading = Omit<Reading, "seq">;
 
+/** The disk refuses writes and memory holds `memoryMax` readings already: this one is not kept (already logged). */
+export class ReadingRefused extends Error {
+  override name = "ReadingRefused";
+}
+
+type Statements = {
+  insert: StatementSync;
+  readAfter: StatementSync;
+  deleteBelow: StatementSync;
+  setMeta: StatementSync;
+  getMeta: StatementSync;
+};
+
 export class Outbox {
   readonly path: string;
-  /** Random id made with this outbox; the room maps it to its seq range (`hello.stream`). */
-  readonly stream: string;
   readonly maxReadings: number;
-  #db: DatabaseSync;
+  readonly memoryMax: number;
+  #stream: string;
+  #db: DatabaseSync | null = null;
+  #st: Statements | null = null;
   #log: Logger;
   #dropLogGate: () => boolean;
+  #retryGate: () => boolean;
   #droppedSinceLog = 0;
-  /** Lowest seq still held, or `#next` when empty. */
-  #oldest: number;
-  #next: number;
-  #dropped: number;
+  /** Lowest seq still held, or `#next` when empty. Rows below it may linger on disk while `#pruneDue`. */
+  #oldest = 1;
+  #next = 1;
+  #dropped = 0;
   #closed = false;
-  #insert: StatementSync;
-  #readAfter: StatementSync;
-  #deleteUpTo: StatementSync;
-  #setMeta: StatementSync;
-  #getMeta: StatementSync;
+  /** Numbered readings the disk refused: contiguous seqs, all above every row on disk. */
+  #memory: Reading[] = [];
+  /** Meta values (desired state, the drop count) the disk refused, written with the next good write. */
+  #pendingMeta = new Map<string, string>();
+  /** Acks or drops moved `#oldest` but their DELETE has not reached the disk yet. */
+  #pruneDue = false;
+  /** Why the disk refuses writes (undefined while it takes them). */
+  #problem: string | undefined;
+  /** Readings refused because the disk and the memory bound were both full. */
+  #refused = 0;
+  /** The error behind `#problem`, to rename it when memory fills. */
+  #problemCause: unknown;
 
   constructor(path: string, opts: OutboxOptions) {
     this.path = path;
     this.maxReadings = opts.maxReadings ?? DEFAULT_OUTBOX_MAX;
-    if (!Number.isInteger(this.maxReadings) || this.maxReadings < 1) {
-      throw new Error(`outbox: maxReadings must be a positive integer, got ${this.maxReadings}`);
+    this.memoryMax = opts.memoryMax ?? DEFAULT_MEMORY_MAX;
+    for (const [name, v] of [["maxReadings", this.maxReadings], ["memoryMax", this.memoryMax]] as const) {
+      if (!Number.isInteger(v) || v < 1) throw new Error(`outbox: ${name} must be a positive integer, got ${v}`);
     }
     this.#log = opts.log;
     this.#dropLogGate = throttle(60_000, opts.now);
-    if (path !== ":memory:") mkdirSync(dirname(path), { recursive: true });
-    const db = new DatabaseSync(path);
-    this.#db = db;
-    db.exec("PRAGMA journal_mode = WAL");
-    db.exec("PRAGMA synchronous = FULL");
-    // A reader (a test, an operator with the sqlite3 shell) must not make the agent fail a write.
-    db.exec("PRAGMA busy_timeout = 5000");
-    db.exec(`CREATE TABLE IF NOT EXISTS readings (
-      seq INTEGER PRIMARY KEY AUTOINCREMENT,
-      ts INTEGER NOT NULL,
-      temperature REAL NOT NULL,
-      scale TEXT NOT NULL)`);
-    db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
-    this.#setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value");
-    this.#getMeta = db.prepare("SELECT value FROM meta WHERE key = ?");
-    this.#insert = db.prepare("INSERT INTO readings (ts, temperature, scale) VALUES (?, ?, ?)");
-    this.#readAfter = db.prepare("SELECT seq, ts, temperature, scale FROM readings WHERE seq > ? ORDER BY seq LIMIT ?");
-    this.#deleteUpTo = db.prepare("DELETE FROM readings WHERE seq <= ?");
+    this.#retryGate = throttle(opts.retryMs ?? STORAGE_RETRY_MS, opts.now);
+    this.#retryGate(); // the first retry comes one interval after the first failure, not at once
+    // A stream id for this run in case the file cannot be read; replaced by the file's own below.
+    this.#stream = randomBytes(12).toString("base64url");
+    this.#open();
+  }
 
-    // The stream id is made once, with the outbox, and lives as long as its file.
-    let stream = this.#meta("stream");
-    if (!stream) {
-      stream = randomBytes(12).toString("base64url");
-      this.#setMeta.run("stream", stream);
-    }
-    this.stream = stream;
-    this.#dropped = Number(this.#meta("dropped") ?? 0);
-    const last = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").get() as { seq: number } | undefined;
-    this.#next = (last?.seq ?? 0) + 1;
-    const min = db.prepare("SELECT MIN(seq) AS m FROM readings").get() as { m: number | null };
-    this.#oldest = min.m ?? this.#next;
+  /** Random id made with this outbox; the room maps it to its seq range (`hello.stream`). */
+  get stream(): string {
+    return this.#stream;
   }
 
   /** Lowest seq still in the outbox, or the next seq when it is empty (`hello.oldest`). */
@@ -126,39 +162,92 @@ export class Outbox {
     return this.#dropped;
   }
 
+  /** Why the disk refuses writes (no space, read-only, I/O error), or undefined. */
+  get problem(): string | undefined {
+    return this.#problem;
+  }
+
+  /** Readings held only in memory now (numbered, not yet on disk). */
+  get inMemory(): number {
+    return this.#memory.length;
+  }
+
+  /** Readings refused since start because the disk and the memory bound were full. */
+  get refused(): number {
+    return this.#refused;
+  }
+
   /**
-   * Number a reading and make it durable (one fsynced transaction). When the
-   * outbox is full the oldest readings go first, in the same transaction.
+   * Number a reading and make it durable (one fsynced transaction); when the disk
+   * refuses, hold it in memory instead. When the outbox is full the oldest
+   * readings go first. Throws ReadingRefused only when the disk refuses and memory is full.
    */
   append(reading: NewReading): Reading {
     const overflow = this.size + 1 - this.maxReadings;
-    let stored!: Reading;
-    this.#transaction(() => {
-      if (overflow > 0) {
-        this.#deleteUpTo.run(this.#oldest + overflow - 1);
-        this.#setMeta.run("dropped", String(this.#dropped + overflow));
-      }
-      const { lastInsertRowid } = this.#insert.run(reading.ts, reading.temperature, reading.scale);
-      stored = { seq: Number(lastInsertRowid), ...reading };
-    });
-    if (overflow > 0) this.#noteDropped(overflow);
+    if (overflow > 0) this.#dropOldest(overflow);
+    const stored: Reading = { seq: this.#next, ...reading };
+    if (this.#problem !== undefined && this.#retryGate()) this.#recover();
+    // Seq given explicitly: after an ack past `next` (see ack) SQLite's own counter is behind.
+    if (this.#problem === undefined && this.#tryWrite(() => this.#commitPending(() => this.#st!.insert.run(stored.seq, stored.ts, stored.temperature, stored.scale)))) {
+      this.#next = stored.seq + 1;
+      return stored;
+    }
+    if (this.#memory.length >= this.memoryMax) {
+      this.#refused++;
+      if (this.#refused === 1) this.#log.error(`Outbox: memory full too (${this.memoryMax} readings): new readings are lost until the disk takes writes again`);
+      this.#problem = this.#describe(this.#problemCause);
+      throw new ReadingRefused(this.#problem);
+    }
+    this.#memory.push(stored);
     this.#next = stored.seq + 1;
-    if (this.#oldest > stored.seq) this.#oldest = stored.seq;
     return stored;
   }
 
-  /** Up to `limit` readings with seq > `after`, in seq order (≤ LIMITS.maxBatch by default). */
+  /** Up to `limit` readings with seq > `after`, in seq order (≤ LIMITS.maxBatch by default): disk first, then memory. */
   readAfter(after: number, limit: number = LIMITS.maxBatch): Reading[] {
-    return this.#readAfter.all(after, limit) as Reading[];
+    const from = Math.max(after, this.#oldest - 1);
+    const firstInMemory = this.#memory[0]?.seq ?? this.#next;
+    let rows: Reading[] = [];
+    if (this.#st && from + 1 < firstInMemory) {
+      try {
+        rows = this.#st.readAfter.all(from, Math.min(limit, firstInMemory - 1 - from)) as Reading[];
+      } catch (err) {
+        // An unreadable file: what memory holds still goes; the rest is tried again next time.
+        this.#refusedBy(err);
+      }
+    }
+    // Memory seqs are contiguous, so the first one wanted is found by arithmetic.
+    const start = Math.max(0, from + 1 - firstInMemory);
+    for (let i = start; i < this.#memory.length && rows.length < limit; i++) rows.push(this.#memory[i]!);
+    return rows;
   }
 
-  /** The room stored every seq ≤ `seq`: prune them. Returns how many were removed. */
+  /**
+   * The room stored every seq ≤ `seq`: prune them. Returns how many were removed.
+   *
+   * An ack at or past `next` means the room holds seqs this outbox no longer knows:
+   * readings numbered in memory (the disk was full) by a run that ended before they
+   * reached the disk. Numbering goes on after them, so a new reading never reuses a
+   * seq the room keeps (it would be taken for a duplicate and lost). Only as far as a
+   * memory-held run could have gone: a wild ack is not followed to the end of the seq range.
+   */
   ack(seq: number): number {
-    const upTo = Math.min(seq, this.#next - 1);
-    if (upTo < this.#oldest) return 0;
-    const { changes } = this.#deleteUpTo.run(upTo);
-    this.#oldest = upTo + 1;
-    return Number(changes);
+    if (seq >= this.#next) {
+      if (seq < this.#next + this.memoryMax) {
+        this.#log.warn(`Outbox: the room acked seq ${seq}, past this outbox's last (${this.#next - 1}); numbering continues after it`);
+        this.#next = seq + 1;
+      } else {
+        seq = this.#next - 1;
+      }
+    }
+    if (seq < this.#oldest) return 0;
+    const removed = seq - this.#oldest + 1;
+    this.#oldest = seq + 1;
+    this.#forgetBelow(this.#oldest);
+    this.#pruneDue = true;
+    if (this.#problem !== undefined && this.#retryGate()) this.#recover();
+    if (this.#problem === undefined && this.#tryWrite(() => this.#st!.deleteBelow.run(this.#oldest))) this.#pruneDue = false;
+    return removed;
   }
 
   /** Small persisted values (the desired state), validated on the way out. */
@@ -175,25 +264,226 @@ export class Outbox {
     return undefined;
   }
 
+  /** Persisted with the next write the disk takes, if it refuses this one; read back at once either way. */
   setJson(key: string, value: unknown): void {
-    this.#setMeta.run(`json:${key}`, JSON.stringify(value));
+    this.#pendingMeta.set(`json:${key}`, JSON.stringify(value));
+    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending());
   }
 
   close(): void {
     // Own flag rather than DatabaseSync#isOpen, which Node 22.13 (the oldest this supports) lacks.
     if (this.#closed) return;
     this.#closed = true;
-    this.#db.close();
+    // Space may have come back since the last try: one more, then say what is lost.
+    if (this.#problem !== undefined) this.#recover();
+    if (this.#memory.length > 0) {
+      this.#log.error(`Outbox: ${this.#memory.length} readings held in memory (seq ${this.#memory[0]!.seq}-${this.#next - 1}) are lost: ${this.#problem}`);
+    }
+    this.#db?.close();
+  }
+
+  // -------------------------------------------------------------------------
+  // The file
+  // -------------------------------------------------------------------------
+
+  /** Open (or create) the file and take its stream, seqs and drop count. False when the disk refuses. */
+  #open(): boolean {
+    let db: DatabaseSync | undefined;
+    try {
+      if (this.path !== ":memory:") mkdirSync(dirname(this.path), { recursive: true });
+      db = new DatabaseSync(this.path);
+      // Before the first access, so SQLite never makes the -shm file (see the top of this file).
+      db.exec("PRAGMA locking_mode = EXCLUSIVE");
+      db.exec("PRAGMA journal_mode = WAL");
+      db.exec("PRAGMA synchronous = FULL");
+      // A second agent on the same state directory waits, then fails with "database is locked".
+      db.exec("PRAGMA busy_timeout = 5000");
+      const has = (table: string) => db!.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(table) !== undefined;
+      // CREATE only when missing: on a full disk an existing outbox must open without a write.
+      if (!has("readings")) {
+        db.exec(`CREATE TABLE readings (
+          seq INTEGER PRIMARY KEY AUTOINCREMENT,
+          ts INTEGER NOT NULL,
+          temperature REAL NOT NULL,
+          scale TEXT NOT NULL)`);
+      }
+      if (!has("meta")) db.exec("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)");
+      const st: Statements = {
+        setMeta: db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value"),
+        getMeta: db.prepare("SELECT value FROM meta WHERE key = ?"),
+        insert: db.prepare("INSERT INTO readings (seq, ts, temperature, scale) VALUES (?, ?, ?, ?)"),
+        readAfter: db.prepare("SELECT seq, ts, temperature, scale FROM readings WHERE seq > ? ORDER BY seq LIMIT ?"),
+        deleteBelow: db.prepare("DELETE FROM readings WHERE seq < ?"),
+      };
+      const fileStream = (st.getMeta.get("stream") as { value: string } | undefined)?.value;
+      const last = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").get() as { seq: number } | undefined)?.seq ?? 0;
+      const min = (db.prepare("SELECT MIN(seq) AS m FROM readings").get() as { m: number | null }).m;
+      // Seqs given out before the file opened (it could not be read at start) are this run's stream.
+      const started = this.#next > 1;
+      if (started && fileStream !== undefined && fileStream !== this.#stream) {
+        // This run began without the file (unreadable then) and numbered its readings in a stream
+        // of its own; the file is another stream. Kept aside for a person, and a fresh one made.
+        db.close();
+        db = undefined;
+        const aside = `${this.path}.set-aside-${Date.now()}`;
+        renameSync(this.path, aside);
+        this.#log.warn(`Outbox: ${this.path} could not be read when the agent started; moved to ${aside}`);
+        return this.#open();
+      }
+      if (!started) {
+        this.#dropped = Number((st.getMeta.get("dropped") as { value: string } | undefined)?.value ?? 0);
+        this.#next = last + 1;
+        this.#oldest = min ?? this.#next;
+      }
+      if (fileStream === undefined) this.#pendingMeta.set("stream", this.#stream);
+      else this.#stream = fileStream;
+      this.#db = db;
+      this.#st = st;
+      // A new file's stream id, and whatever was refused before it opened.
+      if (this.#pendingMeta.size > 0 || this.#memory.length > 0) this.#commitPending();
+      return true;
+    } catch (err) {
+      if (db && this.#db !== db) db.close();
+      this.#refusedBy(err);
+      return false;
+    }
+  }
+
+  /** Try the disk again: open the file if it never opened, then write what memory holds. */
+  #recover(): void {
+    if (this.#closed && this.#db === null) return;
+    if (this.#db === null && !this.#open()) return;
+    const held = this.#memory;
+    if (!this.#tryWrite(() => this.#commitPending())) return;
+    const was = this.#problem;
+    this.#problem = undefined;
+    this.#problemCause = undefined;
+    this.#refused = 0;
+    this.#log.info(
+      `Outbox: writing to disk again (was: ${was}); ${held.length} readings held in memory are now in ${this.path}`,
+    );
+  }
+
+  /**
+   * One transaction: everything the disk refused before (the prune and drop count, the
+   * meta values, then the readings held in memory, in seq order), then `extra`.
+   * Throws (nothing written) when the disk refuses.
+   */
+  #commitPending(extra?: () => void): void {
+    const st = this.#st!;
+    this.#transaction(() => {
+      if (this.#pruneDue) st.deleteBelow.run(this.#oldest);
+      for (const [key, value] of this.#pendingMeta) st.setMeta.run(key, value);
+      for (const r of this.#memory) st.insert.run(r.seq, r.ts, r.temperature, r.scale);
+      extra?.();
+    });
+    this.#pruneDue = false;
+    this.#pendingMeta.clear();
+    this.#memory = [];
+  }
+
+  /**
+   * Run a write; true when the disk took it. What fills a small disk first is often the
+   * WAL itself (SQLite lets it grow to ~4 MB before it checkpoints): on a refusal the WAL
+   * is checkpointed into the file's free pages (acked rows leave them) and truncated,
+   * and the write tried once more, before the outbox turns to memory.
+   */
+  #tryWrite(write: () => void): boolean {
+    try {
+      write();
+      return true;
+    } catch (err) {
+      if (!isStorageError(err)) throw err;
+      if (this.#checkpoint()) {
+        try {
+          write();
+          return true;
+        } catch (again) {
+          this.#refusedBy(again);
+          return false;
+        }
+      }
+      this.#refusedBy(err);
+      return false;
+    }
+  }
+
+  /** PRAGMA wal_checkpoint(TRUNCATE): true when the WAL was emptied into the file. */
+  #checkpoint(): boolean {
+    try {
+      const result = this.#db?.prepare("PRAGMA wal_checkpoint(TRUNCATE)").get() as { busy: number } | undefined;
+      return result?.busy === 0;
+    } catch {
+      // The file itself could not grow to take the WAL's pages: the disk is really full.
+      return false;
+    }
+  }
+
+  #transaction(fn: () => void): void {
+    const db = this.#db!;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      fn();
+      db.exec("COMMIT");
+    } catch (err) {
+      // SQLite rolls a transaction back by itself on SQLITE_FULL and some I/O errors; a second
+      // ROLLBACK then fails with "no transaction is active", which used to hide the real cause.
+      try {
+        db.exec("ROLLBACK");
+      } catch {
+        // Already rolled back by SQLite: nothing to undo, and the error worth reporting is `err`.
+      }
+      throw err;
+    }
   }
 
   #meta(key: string): string | undefined {
-    return (this.#getMeta.get(key) as { value: string } | undefined)?.value;
+    const pending = this.#pendingMeta.get(key);
+    if (pending !== undefined || !this.#st) return pending;
+    try {
+      return (this.#st.getMeta.get(key) as { value: string } | undefined)?.value;
+    } catch (err) {
+      this.#refusedBy(err);
+      return undefined;
+    }
   }
 
-  #noteDropped(count: number): void {
+  /** A write (or read) failed: a storage error puts the outbox in memory mode and names why; anything else is a bug and throws. */
+  #refusedBy(err: unknown): void {
+    if (!isStorageError(err)) throw err;
+    const first = this.#problem === undefined;
+    this.#problemCause = err;
+    const problem = this.#describe(err);
+    if (problem !== this.#problem) {
+      this.#problem = problem;
+      const free = freeBytes(dirname(this.path));
+      const cause = `${storageCause(err, free)}${free === null ? "" : `, ${Math.floor(free / 1024)} KB free`} [${errorText(err)}]`;
+      this.#log.error(
+        first
+          ? `Outbox: cannot write ${this.path}: ${cause}; readings are held in memory (at most ${this.memoryMax}) and written to it when it takes writes again`
+          : `Outbox: still cannot write ${this.path}: ${cause}`,
+      );
+    }
+  }
+
+  /** The problem as the room hears it: stable while nothing changes (no byte counts), at most 200 characters. */
+  #describe(err: unknown): string {
+    const cause = storageCause(err, freeBytes(dirname(this.path)));
+    const where = dirname(this.path);
+    const tail =
+      this.#refused > 0
+        ? `memory full (${this.memoryMax} readings): newer readings are lost`
+        : `readings held in memory (up to ${this.memoryMax})`;
+    return `${cause} in ${where}: ${tail}`.slice(0, 200);
+  }
+
+  #dropOldest(count: number): void {
     const from = this.#oldest;
     this.#dropped += count;
     this.#oldest += count;
+    this.#forgetBelow(this.#oldest);
+    this.#pruneDue = true;
+    this.#pendingMeta.set("dropped", String(this.#dropped));
     this.#droppedSinceLog += count;
     if (this.#dropLogGate()) {
       this.#log.warn(
@@ -203,14 +493,49 @@ export class Outbox {
     }
   }
 
-  #transaction(fn: () => void): void {
-    this.#db.exec("BEGIN IMMEDIATE");
-    try {
-      fn();
-      this.#db.exec("COMMIT");
-    } catch (err) {
-      this.#db.exec("ROLLBACK");
-      throw err;
-    }
+  /** Memory-held readings below `seq` are acked or dropped: they never need the disk. */
+  #forgetBelow(seq: number): void {
+    let n = 0;
+    while (n < this.#memory.length && this.#memory[n]!.seq < seq) n++;
+    if (n > 0) this.#memory = this.#memory.slice(n);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Naming a storage failure
+// ---------------------------------------------------------------------------
+
+/** SQLite primary result codes and errno codes that mean "the disk will not take this write (now)". */
+const SQLITE_CODES: Record<number, string> = { 8: "SQLITE_READONLY", 10: "SQLITE_IOERR", 13: "SQLITE_FULL", 14: "SQLITE_CANTOPEN" };
+const ERRNO_CODES = new Set(["ENOSPC", "EDQUOT", "EROFS", "EIO", "EACCES", "EPERM"]);
+
+export function isStorageError(err: unknown): boolean {
+  const e = err as { errcode?: unknown; code?: unknown } | null;
+  if (typeof e?.errcode === "number") return (e.errcode & 0xff) in SQLITE_CODES;
+  return typeof e?.code === "string" && ERRNO_CODES.has(e.code);
+}
+
+/** "no space left on device (SQLITE_FULL)": the cause a person can act on, then the code. */
+export function storageCause(err: unknown, free: number | null): string {
+  const e = err as { errcode?: number; code?: string };
+  const code = typeof e.errcode === "number" ? (SQLITE_CODES[e.errcode & 0xff] ?? `SQLite ${e.errcode}`) : (e.code ?? "error");
+  // An I/O error on a file system with (next to) nothing free is a full disk: SQLite says
+  // "disk I/O error" when it cannot grow its files, which hid the real cause before.
+  if (code === "SQLITE_FULL" || code === "ENOSPC" || code === "EDQUOT" || (free !== null && free < 64 * 1024)) {
+    return `no space left on device (${code})`;
+  }
+  if (code === "SQLITE_READONLY" || code === "EROFS") return `read-only file system (${code})`;
+  if (code === "SQLITE_CANTOPEN" || code === "EACCES" || code === "EPERM") return `cannot open the outbox file: check the state directory's owner and permissions (${code})`;
+  return `disk I/O error (${code})`;
+}
+
+/** Bytes an unprivileged process may still write on the file system holding `dir` (null: unknown). */
+export function freeBytes(dir: string): number | null {
+  try {
+    const s = statfsSync(existsSync(dir) ? dir : dirname(dir));
+    return s.bavail * s.bsize;
+  } catch {
+    // No such directory yet, or statfs unsupported: the cause is named from the error alone.
+    return null;
   }
 }

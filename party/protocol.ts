@@ -130,6 +130,8 @@ export const ReportedState = z.strictObject({
   sensorErrors: z.number().int().min(0).optional(),
   /** Readings dropped by the agent's outbox drop-oldest policy since it was created. */
   dropped: z.number().int().min(0).optional(),
+  /** Why the agent's disk refuses writes (e.g. no space left): readings are held in its memory meanwhile; absent while it writes. */
+  storageProblem: Printable(200).optional(),
 });
 export type ReportedState = z.infer<typeof ReportedState>;
 

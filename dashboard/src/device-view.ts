@@ -299,6 +299,8 @@ export class DeviceView {
       : ["has not connected yet"];
     if (r?.sensorErrors) parts.push(`${r.sensorErrors} sensor errors`);
     if (r?.dropped) parts.push(`${r.dropped} readings dropped by the device`);
+    // A full disk on the device: readings still come, from its memory, until that fills too.
+    if (r?.storageProblem) parts.push(`device storage: ${r.storageProblem}`);
     setText(this.#meta, parts.filter(Boolean).join(" · "));
   }
 

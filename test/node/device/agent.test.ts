@@ -10,6 +10,7 @@ import type { AgentConfig } from "../../../device/config.ts";
 import { Outbox } from "../../../device/outbox.ts";
 import { chooseSensor, type Sensor } from "../../../device/sensors/index.ts";
 import { errno, memoryLogger } from "./fakes.ts";
+import { mountSmallDisk } from "./tmpfs.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "iot-agent-"));
 
@@ -180,6 +181,45 @@ describe("agent", () => {
       }
     } finally {
       await new Promise((r) => html.close(r));
+    }
+  });
+
+  it("on a full disk (a real 256 KB tmpfs): starts, streams from memory, tells the room why, and says when the disk is back", async (ctx) => {
+    const disk = mountSmallDisk(256);
+    if (!disk) return ctx.skip();
+    const from = frames.length;
+    stored.clear(); // a new stream: the stand-in room keeps one seq set for all of them
+    const config: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(disk.dir, "state"), outboxMax: 1000, scale: "F",
+      intervalMs: 100, backoffMaxMs: 1000, quiet: true,
+    };
+    try {
+      // An outbox from an earlier run, then the SD card fills up (journals, logs) and the unit restarts.
+      new Outbox(join(config.stateDir, "outbox.sqlite"), { log: memoryLogger() }).close();
+      disk.fill();
+      const log = memoryLogger();
+      const agent = new Agent(config, { log, storageRetryMs: 0 });
+      await agent.start(); // before: "disk I/O error" here, and a systemd restart loop
+      try {
+        const storageProblem = /^no space left on device \(SQLITE_FULL\) in .+: readings held in memory/;
+        await expect.poll(() => frames.slice(from).some((f) => (f.type === "hello" || f.type === "report") && storageProblem.test(f.state.storageProblem ?? "")), { timeout: 5_000 }).toBe(true);
+        // Readings still reach the room, and its acks free the memory that held them.
+        await expect.poll(() => frames.slice(from).filter((f) => f.type === "readings").length, { timeout: 5_000 }).toBeGreaterThanOrEqual(5);
+        await expect.poll(() => agent.outbox.inMemory, { timeout: 5_000 }).toBeLessThanOrEqual(2);
+        expect(log.warnings.some((w) => /Outbox write failed|rollback/.test(w))).toBe(false);
+        disk.free();
+        await expect.poll(() => frames.slice(from).some((f) => f.type === "report" && f.state.storageProblem === undefined), { timeout: 5_000 }).toBe(true);
+        expect(agent.outbox.problem).toBeUndefined();
+        const last = agent.outbox.next - 1;
+        await expect.poll(() => stored.size, { timeout: 5_000 }).toBeGreaterThanOrEqual(last);
+        // Every seq, all taken on the full disk, reached the room: none lost.
+        expect([...stored].sort((a, b) => a - b).slice(0, last)).toEqual(Array.from({ length: last }, (_, i) => i + 1));
+      } finally {
+        await agent.stop();
+      }
+    } finally {
+      disk.unmount();
     }
   });
 

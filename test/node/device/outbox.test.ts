@@ -5,8 +5,9 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { DesiredState } from "../../../party/protocol.ts";
-import { Outbox } from "../../../device/outbox.ts";
+import { Outbox, ReadingRefused } from "../../../device/outbox.ts";
 import { memoryLogger } from "./fakes.ts";
+import { mountSmallDisk } from "./tmpfs.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "iot-outbox-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -39,7 +40,7 @@ describe("outbox", () => {
     expect(outbox.oldest).toBe(5);
     expect(seqs(outbox)).toEqual([5, 6, 7, 8, 9, 10]);
     expect(outbox.ack(3)).toBe(0); // an old ack changes nothing
-    expect(outbox.ack(1_000)).toBe(6); // more than we hold: everything goes, nothing breaks
+    expect(outbox.ack(10)).toBe(6);
     expect(outbox.size).toBe(0);
     expect(outbox.oldest).toBe(11); // hello.oldest of an empty outbox is the next seq
     const stream = outbox.stream;
@@ -70,6 +71,21 @@ describe("outbox", () => {
     expect(seqs(again)).toEqual([7, 8, 9]);
     expect(again.dropped).toBe(6);
     again.close();
+  });
+
+  it("continues numbering after an ack past its last seq (readings the room got from memory before a restart), not after a wild one", () => {
+    const log = memoryLogger();
+    const outbox = new Outbox(fresh(), { log, memoryMax: 100 });
+    for (let i = 0; i < 3; i++) outbox.append(reading(i));
+    // The room acks 7: seqs 4..7 were numbered in memory by a run that died on a full disk.
+    expect(outbox.ack(7)).toBe(7);
+    expect(outbox.oldest).toBe(8);
+    expect(outbox.append(reading(3)).seq).toBe(8); // not 4: the room keeps a 4 already
+    expect(log.warnings).toEqual([expect.stringMatching(/acked seq 7, past this outbox's last \(3\)/)]);
+    // An ack further ahead than any memory-held run could reach is not followed.
+    expect(outbox.ack(1_000_000)).toBe(1);
+    expect(outbox.next).toBe(9);
+    outbox.close();
   });
 
   it("keeps the desired state, validated on the way out", () => {
@@ -142,4 +158,117 @@ function writeUntilKilled(path: string, atLeast: number): Promise<{ lastCommitte
       resolve({ lastCommitted, streamLine });
     });
   });
+}
+
+/**
+ * A full disk, for real: a 256 KB tmpfs filled with a filler file (issue 13, item 5). Before,
+ * the outbox died at open with "disk I/O error" and, filling while running, threw
+ * "cannot rollback - no transaction is active" for every reading, which was then lost.
+ */
+const disk = mountSmallDisk(256);
+afterAll(() => disk?.unmount());
+
+describe.skipIf(!disk)("outbox on a full disk (a real 256 KB tmpfs)", () => {
+  let k = 0;
+  const onDisk = () => join(disk!.dir, `state-${k++}`, "outbox.sqlite");
+  const problemText = /^no space left on device \(SQLITE_FULL\) in \/.+: readings held in memory \(up to \d+\)$/;
+
+  it("opens an outbox on a full disk, holds new readings in memory with the cause named, and writes them in order when space returns", () => {
+    const path = onDisk();
+    const first = new Outbox(path, { log: memoryLogger() });
+    for (let i = 0; i < 5; i++) first.append(reading(i));
+    first.setJson("desired", { scale: "C", intervalMs: 2000 });
+    first.ack(2);
+    const stream = first.stream;
+    first.close();
+
+    disk!.fill();
+    const log = memoryLogger();
+    const outbox = new Outbox(path, { log, retryMs: 0 });
+    expect(outbox.stream).toBe(stream);
+    expect(outbox.getJson("desired", DesiredState)).toEqual({ scale: "C", intervalMs: 2000 });
+    expect(outbox.readAfter(0).map((r) => r.seq)).toEqual([3, 4, 5]);
+    for (let i = 5; i < 25; i++) expect(outbox.append(reading(i)).seq).toBe(i + 1);
+    expect(outbox.problem).toMatch(problemText);
+    expect(log.warnings[0]).toMatch(/^Outbox: cannot write .*outbox\.sqlite: no space left on device \(SQLITE_FULL\), 0 KB free/);
+    expect(log.warnings.join("\n")).not.toMatch(/rollback/);
+    expect(outbox.inMemory).toBe(20);
+    // Disk rows and memory rows read as one sequence; an ack prunes memory too, and the disk can wait.
+    expect(outbox.readAfter(0, 1000).map((r) => r.seq)).toEqual(range(3, 25));
+    expect(outbox.readAfter(4, 3)).toEqual([4, 5, 6].map((i) => ({ seq: i + 1, ...reading(i) })));
+    expect(outbox.ack(10)).toBe(8);
+    expect(outbox.inMemory).toBe(15);
+    outbox.setJson("desired", { scale: "F", intervalMs: 1000 });
+    expect(outbox.getJson("desired", DesiredState)).toEqual({ scale: "F", intervalMs: 1000 });
+
+    disk!.free();
+    expect(outbox.append(reading(25)).seq).toBe(26);
+    expect(outbox.problem).toBeUndefined();
+    expect(outbox.inMemory).toBe(0);
+    expect(log.lines.at(-1)).toMatch(/^Outbox: writing to disk again \(was: no space left on device.*\); 15 readings held in memory are now in /);
+    outbox.close();
+
+    const again = new Outbox(path, { log: memoryLogger() });
+    expect(again.readAfter(0, 1000)).toEqual(range(11, 26).map((seq) => ({ seq, ...reading(seq - 1) })));
+    expect(again.next).toBe(27);
+    expect(again.getJson("desired", DesiredState)).toEqual({ scale: "F", intervalMs: 1000 });
+    again.close();
+  });
+
+  it("fills up while running: no append throws and no reading is lost until memory is full; then the newest are refused, said once", () => {
+    const path = onDisk();
+    const log = memoryLogger();
+    const outbox = new Outbox(path, { log, memoryMax: 200, retryMs: 0 });
+    outbox.append(reading(0));
+    disk!.fill(48 * 1024); // a few more commits' worth of WAL, then full
+    const kept: number[] = [];
+    let refused = 0;
+    for (let i = 1; i < 400; i++) {
+      try {
+        kept.push(outbox.append(reading(i)).seq);
+      } catch (err) {
+        expect(err).toBeInstanceOf(ReadingRefused);
+        refused++;
+      }
+    }
+    const onFile = 1 + kept.length - outbox.inMemory;
+    expect(onFile).toBeGreaterThan(1); // some went to the file before it filled
+    expect(outbox.inMemory).toBe(200);
+    expect(kept).toEqual(range(2, kept.length + 1)); // contiguous: a refused reading takes no seq
+    expect(refused).toBe(399 - kept.length);
+    expect(outbox.problem).toMatch(/^no space left on device \(SQLITE_FULL\) in .*: memory full \(200 readings\): newer readings are lost$/);
+    expect(log.warnings.filter((w) => /memory full too/.test(w))).toHaveLength(1);
+    expect(outbox.readAfter(0, 1000).map((r) => r.temperature)).toEqual([0, ...kept.map((s) => s - 1)].map((i) => reading(i).temperature));
+
+    disk!.free();
+    outbox.append(reading(400));
+    expect(outbox.problem).toBeUndefined();
+    outbox.close();
+    const again = new Outbox(path, { log: memoryLogger() });
+    expect(again.readAfter(0, 1000).map((r) => r.seq)).toEqual(range(1, kept.length + 2));
+    again.close();
+  });
+
+  it("a fresh state directory on a full disk: runs from memory, and makes the file (same stream) when space returns", () => {
+    disk!.fill();
+    const path = onDisk();
+    const log = memoryLogger();
+    const outbox = new Outbox(path, { log, retryMs: 0 });
+    expect(outbox.problem).toMatch(/^no space left on device/);
+    for (let i = 0; i < 3; i++) outbox.append(reading(i));
+    expect(outbox.readAfter(0).map((r) => r.seq)).toEqual([1, 2, 3]);
+    disk!.free();
+    outbox.append(reading(3));
+    expect(outbox.problem).toBeUndefined();
+    const stream = outbox.stream;
+    outbox.close();
+    const again = new Outbox(path, { log: memoryLogger() });
+    expect(again.stream).toBe(stream);
+    expect(again.readAfter(0).map((r) => r.seq)).toEqual([1, 2, 3, 4]);
+    again.close();
+  });
+});
+
+function range(from: number, to: number): number[] {
+  return Array.from({ length: to - from + 1 }, (_, i) => from + i);
 }
