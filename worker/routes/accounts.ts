@@ -53,7 +53,8 @@ export const accounts = new Hono<AuthEnv>()
   .delete("/accounts/:name", requireRole("operator"), validate("param", z.object({ name: AccountName })), async (c) => {
     const { name } = c.req.valid("param");
     if (builtinAccounts(c.env).some((a) => a.name === name)) {
-      throw new ApiError(409, "builtin_account", `${name} is the bootstrap token in the endpoint's secrets: change or unset it there`);
+      const secret = name === "admin" ? "ADMIN_TOKEN" : "VIEWER_TOKEN (it may be unset)";
+      throw new ApiError(409, "builtin_account", `${name} is the bootstrap token ${secret} in the endpoint's secrets: change it there`);
     }
     const removed = await directory(c.env).removeAccount(name, actorOf(c));
     if (!removed) throw new ApiError(404, "unknown_account", `no account ${name}`);
