@@ -15,6 +15,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
 import { portFree } from "./lib/port.mjs";
+import { lockStateDir } from "./lib/state-lock.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const port = process.env.PORT || "8787";
@@ -26,6 +27,16 @@ const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
 // (workerd would only fail after the banner, with a stack and advice that does not apply here).
 if (!(await portFree(host, port))) {
   console.error(`endpoint: port ${port} on ${host} is already in use; pick another with PORT=<n> npm run endpoint`);
+  process.exit(1);
+}
+
+// One endpoint per state directory: two on the same SQLite files corrupt each other's rooms.
+const lock = lockStateDir(stateDir, port);
+if (!lock.ok) {
+  console.error(
+    `endpoint: ${stateDir} is in use by another endpoint (pid ${lock.pid}, port ${lock.port}); stop it, ` +
+      `or give this one its own state: STATE_DIR=<dir> (and, for npm start, DEVICE_ID=<id>)`,
+  );
   process.exit(1);
 }
 

@@ -6,6 +6,9 @@
 // Ctrl-C or SIGTERM (an IDE's stop button) stops everything it started: each child
 // runs in a process group of its own (so workerd and esbuild under the endpoint go
 // too), and this script exits only once those groups are empty and the port is free.
+// Killed outright (SIGKILL), it cannot: its children notice their stdin pipe close and
+// stop themselves (scripts/lib/exit-with-parent.mjs). A second npm start on another
+// PORT with the same STATE_DIR is refused by the endpoint's lock (scripts/lib/state-lock.mjs).
 // The endpoint stopping stops the rest; the agent crashing is restarted, unless it
 // crash-loops. One banner says when the device is streaming; VERBOSE=1 shows every reading.
 //
@@ -16,7 +19,7 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
 import { portFree } from "./lib/port.mjs";
 
@@ -66,13 +69,18 @@ function signalGroup(pgid, signal) {
   }
 }
 
+/** Preloaded into each child: it stops its group when this script dies, even by SIGKILL. */
+const exitWithParent = pathToFileURL(join(root, "scripts/lib/exit-with-parent.mjs")).href;
+
 function start(name, args, { env = {}, onExit, stdout = "inherit" } = {}) {
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, ["--import", exitWithParent, ...args], {
     cwd: root,
     // Own process group: a stop reaches its grandchildren, and the terminal's Ctrl-C reaches
-    // only this script, which stops the groups in order. No stdin: a background group must not read the tty.
+    // only this script, which stops the groups in order. stdin is a pipe nobody writes to, not
+    // the tty (a background group must not read it): it closes when this script dies, however
+    // it dies, and the child's preload (exit-with-parent.mjs) then stops the child's group.
     detached: true,
-    stdio: ["ignore", stdout, "inherit"],
+    stdio: ["pipe", stdout, "inherit"],
     env: { ...process.env, ...env },
   });
   children.set(name, { child, pgid: child.pid });
