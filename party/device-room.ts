@@ -52,6 +52,7 @@ import { CommandsStore } from "./room/commands";
 import { Credentials } from "./room/credentials";
 import { LegacyLog, broadcast, closeQuietly, openSockets, sendTo } from "./room/fanout";
 import { FrameBudget } from "./room/frame-budget";
+import { SocketLog } from "./room/socket-log";
 import { Meter } from "./room/meter";
 import { Presence } from "./room/presence";
 import { ReadingsStore } from "./room/readings";
@@ -88,6 +89,8 @@ export class DeviceRoom extends Server<Env> {
   readonly #presence: Presence;
   readonly #budget: FrameBudget;
   readonly #log = new LegacyLog();
+  /** Warnings about one socket's doings: the first at once, then a summary a minute at most. */
+  readonly #warnings = new SocketLog(() => this.name);
   #desired: DesiredState;
   #reported: ReportedState | null;
   /** How long this device may hold readings while nobody watches (per device, else the var). */
@@ -209,7 +212,7 @@ export class DeviceRoom extends Server<Env> {
       if (connection.tags.includes("device")) this.#onDeviceFrame(connection, raw);
       else this.#onDashboardFrame(connection, raw);
     } catch (err) {
-      console.error(`room ${this.name}: frame failed:`, err);
+      this.#warnings.warn(connection, `frame failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`, "error");
       sendTo(connection, errorMessage("internal", "the room could not process this frame"));
     } finally {
       this.#log.flush();
@@ -219,6 +222,7 @@ export class DeviceRoom extends Server<Env> {
   onClose(connection: Connection): void {
     const now = Date.now();
     this.#budget.forget(connection.id);
+    this.#warnings.forget(connection);
     if (connection.tags.includes("device")) {
       if (this.#deviceSockets().length === 0) this.#setOnline(false, now);
       // What it sent is as good now as later; its ack cannot reach it, its next hello gets one.
@@ -409,12 +413,12 @@ export class DeviceRoom extends Server<Env> {
       sendTo(connection, errorMessage("seq_out_of_range", `oldest ${oldest} is beyond any outbox this room could be missing`));
       return closeQuietly(connection, CLOSE.flood, "seq out of range");
     }
-    const stream = this.#openStream(streamId, now);
+    const stream = this.#openStream(connection, streamId, now);
     connection.setState({ stream } satisfies DeviceConnectionState);
     // Everything below `oldest` has left the agent's outbox: what is not held of it never will be.
     const missing = this.#readings.giveUpTo(stream.offset + oldest - 1, now);
     if (missing > 0) {
-      console.warn(`room ${this.name}: ${missing} readings below seq ${oldest} are gone from the agent's outbox; counted as lost`);
+      this.#warnings.warn(connection, `${missing} readings below seq ${oldest} are gone from the agent's outbox; counted as lost`);
     }
     // One fleet update for the whole hello, not one for presence and one for state:
     // after an outage every device says hello at once, into the registry.
@@ -438,13 +442,13 @@ export class DeviceRoom extends Server<Env> {
    * so the room's seq stays monotonic and nothing old is overwritten or hidden;
    * what the old stream never delivered is counted as lost.
    */
-  #openStream(id: string, now: number): Stream {
+  #openStream(connection: Connection, id: string, now: number): Stream {
     let stream = this.#streams.get(id);
     if (!stream) {
       const offset = Math.max(this.#readings.maxSeq, this.#readings.acked);
       this.#readings.giveUpTo(offset, now);
       stream = this.#streams.add(id, offset, now);
-      if (offset > 0) console.warn(`room ${this.name}: new agent stream ${id}; its seq 1 is stored as ${offset + 1}`);
+      if (offset > 0) this.#warnings.warn(connection, `new agent stream ${id}; its seq 1 is stored as ${offset + 1}`);
     }
     this.#streams.makeCurrent(stream);
     this.#stream = stream;
@@ -662,7 +666,7 @@ export class DeviceRoom extends Server<Env> {
     const verdict = this.#budget.spend(connection.id, Date.now());
     if (verdict === "ok") return true;
     if (verdict === "close") {
-      console.warn(`room ${this.name}: closing a ${connection.tags[0]} socket that flooded ${this.settings.frameBurst * 2} frames past its budget`);
+      this.#warnings.warn(connection, `closing: flooded ${this.settings.frameBurst * 2} frames past its budget`);
       closeQuietly(connection, CLOSE.flood, "too many frames");
     } else if (verdict === "refuse-and-warn") {
       sendTo(connection, errorMessage("rate_limited", `over ${this.settings.frameRate} frames/s; frames are being dropped`));
