@@ -4,7 +4,7 @@
  * `onUnauthorized` (the app shows the sign-in form) and thrown as `Unauthorized`.
  */
 import * as z from "zod";
-import { ApiError, DevicesPage, LIMITS, Reading, TicketResponse } from "../../party/protocol";
+import { ApiError, AuditPage, DevicesPage, LIMITS, Reading, SessionsList, TicketResponse } from "../../party/protocol";
 
 export class HttpError extends Error {
   constructor(
@@ -85,4 +85,23 @@ export async function fetchReadings(id: string, opts: { since: number; after?: n
     after = readings[readings.length - 1]!.seq;
   }
   return all;
+}
+
+/** A page of the audit trail, newest first (`GET /api/audit`, operators only); `cursor` from the previous page's `next`. */
+export function fetchAudit(cursor: number | null, limit: number): Promise<AuditPage> {
+  const params = new URLSearchParams({ limit: String(limit) });
+  if (cursor !== null) params.set("cursor", String(cursor));
+  return request(`/api/audit?${params}`, AuditPage);
+}
+
+/** Live sessions: the caller's own, or everyone's for an operator (`GET /api/sessions`). */
+export function fetchSessions(): Promise<SessionsList> {
+  return request("/api/sessions", SessionsList);
+}
+
+const RevokeAnswer = z.object({ id: z.string(), revoked: z.literal(true) });
+
+/** End one session at once (`DELETE /api/sessions/:id`). */
+export async function revokeSession(id: string): Promise<void> {
+  await request(`/api/sessions/${encodeURIComponent(id)}`, RevokeAnswer, { method: "DELETE" });
 }

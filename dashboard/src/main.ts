@@ -1,22 +1,27 @@
 /**
  * The dashboard: sign in if the endpoint asks for it, then the fleet beside
  * the selected device. `/` shows the fleet and picks a device to watch;
- * `/devices/<id>` shows that one.
+ * `/devices/<id>` shows that one; `/sessions` and `/audit` (operators) show
+ * who is signed in and what was changed, in place of the device.
  */
 import "./styles.css";
 import { onUnauthorized } from "./api";
+import { AuditView } from "./audit-view";
 import { h, setAttr, setText } from "./dom";
 import { DeviceView } from "./device-view";
 import { FleetFeed } from "./fleet-feed";
 import { FleetView } from "./fleet-view";
 import { devicePath, parseRoute, startRouter, type Route } from "./router";
 import { canCommand, describeSession, loadSession, login, logout, SessionUnavailable, type Session } from "./session";
+import { SessionsView } from "./sessions-view";
 import type { ConnectionState } from "./socket";
 
 const root = document.getElementById("app")!;
 const connectionEl = document.getElementById("connection")!;
 const whoEl = document.getElementById("who")!;
 const signOutButton = document.getElementById("sign-out") as HTMLButtonElement;
+const navEl = document.getElementById("nav")!;
+const auditLink = document.getElementById("nav-audit")!;
 
 /** The whole signed-in app; torn down on sign-out or when the session expires. */
 class Dashboard {
@@ -28,6 +33,8 @@ class Dashboard {
   #fleetLoaded = false;
   #route: Route = { view: "fleet" };
   #device: DeviceView | null = null;
+  /** `/sessions` or `/audit`, shown in place of a device. */
+  #page: { view: "sessions" | "audit"; close(): void; el: HTMLElement } | null = null;
   #connections: { fleet: ConnectionState; device: ConnectionState | null } = { fleet: { kind: "connecting" }, device: null };
 
   constructor(session: Session, route: Route) {
@@ -60,10 +67,29 @@ class Dashboard {
     this.#fleetFeed.close();
     this.#device?.close();
     this.#device = null;
+    this.#page?.close();
+    this.#page = null;
   }
 
   /** Decide what the main area shows for the current route and fleet. */
   #show(): void {
+    const view = this.#route.view;
+    if (view === "sessions" || view === "audit") {
+      this.#fleet.select(null);
+      this.#device?.close();
+      this.#device = null;
+      this.#connections.device = null;
+      if (this.#page?.view !== view) {
+        this.#page?.close();
+        this.#page = Object.assign(view === "audit" ? new AuditView() : new SessionsView(), { view });
+        this.#main.replaceChildren(this.#page.el);
+      }
+      document.title = `${view === "audit" ? "Audit trail" : "Sessions"} · IoT Dashboard`;
+      this.#renderConnection();
+      return;
+    }
+    this.#page?.close();
+    this.#page = null;
     let id = this.#route.view === "device" ? this.#route.id : null;
     if (!id && this.#fleetLoaded && this.#fleet.devices.size > 0) {
       // `/` with devices: watch one on the page shown (an online one if any), and say so in the URL so it can be shared.
@@ -151,6 +177,9 @@ function start(session: Session): void {
   signInError = null;
   setText(whoEl, describeSession(session));
   signOutButton.hidden = session.kind !== "signed-in";
+  // Sessions for anyone signed in (their own); the audit trail for operators only.
+  navEl.hidden = session.kind !== "signed-in";
+  auditLink.hidden = !(session.kind === "signed-in" && session.role === "operator");
   app = new Dashboard(session, route);
 }
 
@@ -166,6 +195,7 @@ function showSignIn(message = ""): void {
   app = null;
   setText(whoEl, "");
   signOutButton.hidden = true;
+  navEl.hidden = true;
   setText(connectionEl, "Signed out");
   setAttr(connectionEl, "data-state", "stopped");
   const error = h("p", { class: "form-error", role: "alert", id: "sign-in-error" }, message);
@@ -185,7 +215,7 @@ function showSignIn(message = ""): void {
     h("h1", { id: "sign-in-title" }, "Sign in"),
     h("label", { for: "token" }, "Access token"),
     input,
-    h("p", { id: "token-help", class: "hint" }, "The operator or viewer token for this endpoint (locally: ADMIN_TOKEN in .dev.vars)."),
+    h("p", { id: "token-help", class: "hint" }, "Your account's token (npm run accounts -- add), or the endpoint's operator or viewer token (locally: ADMIN_TOKEN in .dev.vars)."),
     error,
     submit,
   );

@@ -1,15 +1,17 @@
 /**
- * Routes are paths (`/`, `/devices/<id>`): the Worker serves index.html for any
+ * Routes are paths (`/`, `/devices/<id>`, `/sessions`, `/audit`): the Worker serves index.html for any
  * path it does not own (single-page fallback), so a device's URL can be
  * bookmarked and shared. Links marked `data-nav` move without a reload.
  */
-export type Route = { view: "fleet" } | { view: "device"; id: string };
+export type Route = { view: "fleet" } | { view: "device"; id: string } | { view: "sessions" } | { view: "audit" };
 
 export function devicePath(id: string): string {
   return `/devices/${encodeURIComponent(id)}`;
 }
 
 export function parseRoute(pathname: string): Route {
+  if (/^\/sessions\/?$/.test(pathname)) return { view: "sessions" };
+  if (/^\/audit\/?$/.test(pathname)) return { view: "audit" };
   const m = /^\/devices\/([^/]+)\/?$/.exec(pathname);
   if (m) {
     try {

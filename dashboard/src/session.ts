@@ -1,9 +1,9 @@
 /**
  * Who is looking: the one module that knows the endpoint's sign-in API.
  *
- *   GET  /api/session  → 200 {role, expiresAt?} | 401 (signed out) | 404 (this endpoint has no auth)
- *   POST /api/login    {token} → 200 {role, expiresAt}, sets an HttpOnly session cookie | 401
- *   POST /api/logout   → 204
+ *   GET  /api/session  → 200 {role, account, expiresAt?} | 401 (signed out) | 404 (this endpoint has no auth)
+ *   POST /api/login    {token} → 200 {role, account, session, expiresAt}, sets an HttpOnly session cookie | 401
+ *   POST /api/logout   → 204; the session ends on the server too
  *
  * The cookie is HttpOnly, so the page never holds a secret; it only learns its
  * role. An endpoint without these routes (404) is an open one: everyone may
@@ -15,8 +15,8 @@ export type Role = "operator" | "viewer";
 
 export type Session =
   | { kind: "open" }
-  /** `expiresAt` comes with a sign-in; `GET /api/session` may leave it out. */
-  | { kind: "signed-in"; role: Role; expiresAt?: number }
+  /** `expiresAt` comes with a sign-in; `GET /api/session` may leave it out. `account` names the person. */
+  | { kind: "signed-in"; role: Role; account?: string; expiresAt?: number }
   | { kind: "signed-out" };
 
 /** The session answer, as party/protocol.ts declares it for both sides. */
@@ -69,16 +69,21 @@ export function describeSession(session: Session): string {
       return "";
     case "signed-out":
       return "Signed out";
-    case "signed-in":
-      return session.role === "operator" ? "Operator" : "Viewer (read-only)";
+    case "signed-in": {
+      const role = session.role === "operator" ? "Operator" : "Viewer (read-only)";
+      // The built-in accounts (the shared ADMIN_TOKEN / VIEWER_TOKEN) are their role; a person is named.
+      return session.account && !BUILTIN_ACCOUNTS.includes(session.account) ? `${session.account} · ${role}` : role;
+    }
   }
 }
+
+const BUILTIN_ACCOUNTS = ["admin", "viewer"];
 
 function signedIn(json: unknown): Session {
   const body = SessionBody.safeParse(json);
   if (!body.success) throw new SessionUnavailable("the session answer did not parse");
-  const { role, expiresAt } = body.data;
-  return expiresAt === undefined ? { kind: "signed-in", role } : { kind: "signed-in", role, expiresAt };
+  const { role, account, expiresAt } = body.data;
+  return { kind: "signed-in", role, ...(account === undefined ? {} : { account }), ...(expiresAt === undefined ? {} : { expiresAt }) };
 }
 
 async function send(fetchFn: Fetch, path: string, init: RequestInit): Promise<Response> {
