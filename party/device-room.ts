@@ -156,8 +156,9 @@ export class DeviceRoom extends Server<Env> {
       }
       return super.fetch(request);
     }
-    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && roleOf(request) === "dashboard" && this.#watchers() >= LIMITS.maxDashboardsPerDevice) {
-      return refuse(429, "too_many_sockets", `this device already has ${LIMITS.maxDashboardsPerDevice} dashboards open`);
+    if (request.headers.get("upgrade")?.toLowerCase() === "websocket" && roleOf(request) === "dashboard") {
+      const full = this.#dashboardSeatsFull(request);
+      if (full) return refuse(429, "too_many_sockets", full);
     }
     const refusal = admitSocket(request, this.ctx.storage.sql, (admission) => {
       if (admission.role !== "device") return null;
@@ -175,13 +176,7 @@ export class DeviceRoom extends Server<Env> {
    * The ticket's sub is `<role>:<account>` (worker/routes/api.ts).
    */
   getConnectionTags(_connection: Connection, context: ConnectionContext): string[] {
-    if (roleOf(context.request) === "device") return ["device"];
-    const [role, account] = (context.request.headers.get(TICKET_HEADERS.sub) ?? "").split(":");
-    const tags = ["dashboard", role === "operator" ? "operator" : "viewer"];
-    if (account) tags.push(`account:${account}`);
-    const address = context.request.headers.get(TICKET_HEADERS.address);
-    if (address) tags.push(`from:${address}`);
-    return tags;
+    return roleOf(context.request) === "device" ? ["device"] : dashboardTags(context.request);
   }
 
   onConnect(connection: Connection, context: ConnectionContext): void {
@@ -655,6 +650,25 @@ export class DeviceRoom extends Server<Env> {
     if (record) this.#toDashboards({ type: "command-status", command: record });
   }
 
+  /**
+   * Why a dashboard may not have a seat (null: it may): the device's seats are all taken, or its
+   * account's or its address's share of them (LIMITS). Counted from the runtime's tag index, the
+   * tags this socket would get: a lookup per cap, no attachment read. An address the Worker
+   * cannot tell clients apart by (see SHARED_ADDRESSES) is not capped as one client.
+   */
+  #dashboardSeatsFull(request: Request): string | null {
+    if (this.#watchers() >= LIMITS.maxDashboardsPerDevice) return `this device already has ${LIMITS.maxDashboardsPerDevice} dashboards open`;
+    for (const tag of dashboardTags(request)) {
+      if (tag.startsWith("account:") && openSockets(this.ctx, tag).length >= LIMITS.maxDashboardsPerAccount) {
+        return `account ${tag.slice("account:".length)} already has ${LIMITS.maxDashboardsPerAccount} dashboards open on this device`;
+      }
+      if (tag.startsWith("from:") && !SHARED_ADDRESSES.has(tag.slice("from:".length)) && openSockets(this.ctx, tag).length >= LIMITS.maxDashboardsPerAddress) {
+        return `your address already has ${LIMITS.maxDashboardsPerAddress} dashboards open on this device`;
+      }
+    }
+    return null;
+  }
+
   #disconnectDevice(reason: string): void {
     const sockets = this.#deviceSockets();
     for (const ws of sockets) closeQuietly(ws, CLOSE.revoked, reason);
@@ -742,6 +756,27 @@ export type FleetPatch = {
   readingTs: number | null;
   lastSeq: number | null;
 };
+
+/**
+ * A dashboard's tags: `["dashboard", "operator" | "viewer", "account:<name>", "from:<address>"]`.
+ * The ticket's sub is `<role>:<account>` (worker/routes/api.ts); the address is the one the
+ * Worker keys rate limits on (worker/rate-limit.ts clientIp), in a header only it sets.
+ */
+function dashboardTags(request: Request): string[] {
+  const [role, account] = (request.headers.get(TICKET_HEADERS.sub) ?? "").split(":");
+  const tags = ["dashboard", role === "operator" ? "operator" : "viewer"];
+  if (account) tags.push(`account:${account}`);
+  const address = request.headers.get(TICKET_HEADERS.address);
+  if (address) tags.push(`from:${address}`);
+  return tags;
+}
+
+/**
+ * What worker/rate-limit.ts clientIp answers when it cannot tell clients apart: `local` (run
+ * without Cloudflare or a trusted proxy, where every client shares it) and `unknown`. Capping
+ * those as one address would cap everyone together: the per-device cap still holds.
+ */
+const SHARED_ADDRESSES: ReadonlySet<string> = new Set(["local", "unknown"]);
 
 function roleOf(request: Request): Role {
   return request.headers.get(TICKET_HEADERS.role) === "device" ? "device" : "dashboard";

@@ -23,6 +23,15 @@ export const LIMITS = {
   maxBatch: 500,
   /** Dashboard sockets one device's room serves at once; more are refused with 429. */
   maxDashboardsPerDevice: 100,
+  /**
+   * Of those, what one account may hold (a person's tabs and screens: a few; a wall of them: a
+   * dozen) and what one client address may (an office behind one NAT: a few people's worth). So
+   * one credential, or one machine, takes at most a fifth / a quarter of a device's seats and
+   * cannot lock everyone else out. Counted per device in its room (free: the room's tag index);
+   * not across devices, which would cost a shared object a call per upgrade (docs/security.md).
+   */
+  maxDashboardsPerAccount: 20,
+  maxDashboardsPerAddress: 25,
   /** Readings one `GET …/readings` answers at most. */
   maxReadingsPage: 5000,
   /** Devices one `GET /api/devices` page answers at most (each registry shard is asked for this many). */
