@@ -88,13 +88,13 @@ export class Agent {
 
   async start(): Promise<void> {
     const c = this.config;
-    this.#outbox = new Outbox(join(c.stateDir, "outbox.sqlite"), { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs });
+    this.#outbox = this.#openOutbox();
     this.#reportedStorage = this.#outbox.problem; // said in the first hello
     this.#desired = this.#outbox.getJson("desired", DesiredState) ?? { scale: c.scale, intervalMs: c.intervalMs };
     this.#sensor =
       this.#deps.sensor ??
       (await chooseSensor(
-        { simulate: c.simulate, i2cBus: c.i2cBus, i2cAddress: c.i2cAddress, tmp102RateHz: c.tmp102Rate, tmp102Extended: c.tmp102Extended },
+        { simulate: c.sensor === "simulated", i2cBus: c.i2cBus, i2cAddress: c.i2cAddress, tmp102RateHz: c.tmp102Rate, tmp102Extended: c.tmp102Extended },
         this.#log,
       ));
     if (c.led) this.#led = await startHeartbeatLed({ line: c.ledGpio, log: this.#log });
@@ -113,6 +113,23 @@ export class Agent {
       this.#summaryTimer.unref?.();
     }
     void this.#connect();
+  }
+
+  /**
+   * The outbox of this run's sensor kind: `outbox.sqlite`, or `outbox-<kind>.sqlite` when
+   * that file holds the other kind's readings (a state directory used with and without
+   * --simulate). One outbox is one stream of one source, so the room can never file
+   * simulated readings under a real sensor's stream, or the other way round.
+   */
+  #openOutbox(): Outbox {
+    const c = this.config;
+    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs };
+    const main = new Outbox(join(c.stateDir, "outbox.sqlite"), opts);
+    if (main.claimSource(c.sensor)) return main;
+    main.close();
+    const own = new Outbox(join(c.stateDir, `outbox-${c.sensor}.sqlite`), opts);
+    if (!own.claimSource(c.sensor)) throw new Error(`${own.path} holds readings of another sensor kind; move it away`);
+    return own;
   }
 
   /** What the room is told about this device. */

@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { DeviceId, IntervalMs, Scale, describeIssues } from "../party/protocol.ts";
+import { DeviceId, IntervalMs, Scale, SensorKind, describeIssues } from "../party/protocol.ts";
 import { DEFAULT_OUTBOX_MAX } from "./outbox.ts";
 import { DEFAULT_ADDRESS, isConversionRate } from "./sensors/tmp102.ts";
 
@@ -25,7 +25,8 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "token", flag: "token", env: "IOT_TOKEN", kind: "string", help: "device token <id>.<secret> from the operator; sent as Authorization: Bearer" },
   { key: "adminToken", flag: "admin-token", env: "IOT_ADMIN_TOKEN", kind: "string", help: "operator token, only for provision / rotate / revoke (never stored)" },
   { key: "ip", flag: "ip", env: "IOT_IP", kind: "string", default: "first non-loopback IPv4", help: "LAN IPv4 address reported as x-iot-ip" },
-  { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "simulated readings (a demo without hardware); without it the agent reads the TMP102, or sends no readings and says why" },
+  { key: "sensor", flag: "sensor", env: "IOT_SENSOR", kind: "string", default: "tmp102; simulated with --simulate", help: "where readings come from: tmp102 (the I2C sensor; while it is missing, no readings and the reason) or simulated (invented values, marked simulated on the dashboard)" },
+  { key: "simulate", flag: "simulate", env: "IOT_SIMULATE", kind: "boolean", default: "false", help: "short for --sensor simulated (a demo without hardware)" },
   { key: "i2cBus", flag: "i2c-bus", env: "IOT_I2C_BUS", kind: "string", default: "1", help: "I2C bus number (/dev/i2c-N)" },
   { key: "i2cAddress", flag: "i2c-address", env: "IOT_I2C_ADDRESS", kind: "string", default: "0x48", help: "TMP102 address (0x48-0x4B, by its ADD0 pin)" },
   { key: "tmp102Rate", flag: "tmp102-rate", env: "IOT_TMP102_RATE", kind: "string", default: "4", help: "TMP102 conversion rate in Hz: 0.25, 1, 4 or 8" },
@@ -73,6 +74,9 @@ export const AgentConfig = z.strictObject({
   token: Token.optional(),
   adminToken: z.string().min(1).max(256).optional(),
   ip: z.ipv4(),
+  /** The temperature source, chosen explicitly; never a silent fallback from one to the other. */
+  sensor: SensorKind,
+  /** Same as `sensor === "simulated"` (kept for the code and scripts that know only --simulate). */
   simulate: bool,
   i2cBus: int(0, 255),
   i2cAddress: int(0x03, 0x77),
@@ -157,6 +161,15 @@ export function loadConfig(inputs: LoadInputs = {}): Loaded {
   // Under systemd (it sets INVOCATION_ID) a line per reading is ~86,000 journal lines a day:
   // state changes and a periodic summary instead, unless asked (IOT_QUIET=false).
   merged.quiet = pick("quiet") ?? (env.INVOCATION_ID ? "true" : "false");
+  // --sensor is the choice; --simulate is its short form. Both given and disagreeing is an error,
+  // not a guess: a device meant to be real must never stream invented values by a flag's accident.
+  const simulate = bool.safeParse(pick("simulate") ?? "false");
+  const sensor = pick("sensor");
+  if (simulate.success && simulate.data && sensor !== undefined && sensor !== "simulated") {
+    throw new ConfigError(`--simulate (IOT_SIMULATE) asks for the simulated sensor but --sensor (IOT_SENSOR) says ${JSON.stringify(sensor)}: give one of them`);
+  }
+  merged.sensor = sensor ?? (simulate.success && simulate.data ? "simulated" : "tmp102");
+  merged.simulate = merged.sensor === "simulated" ? true : (pick("simulate") ?? "false");
 
   const result = AgentConfig.safeParse(merged);
   if (!result.success) throw new ConfigError(`invalid configuration: ${describeIssues(result.error)}`);

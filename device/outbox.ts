@@ -58,7 +58,7 @@ import { existsSync, mkdirSync, renameSync, statfsSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { z } from "zod";
-import { LIMITS, type Reading } from "../party/protocol.ts";
+import { LIMITS, SensorKind, type Reading } from "../party/protocol.ts";
 import { errorText, throttle, type Logger } from "./log.ts";
 
 export const DEFAULT_OUTBOX_MAX = 1_000_000;
@@ -248,6 +248,25 @@ export class Outbox {
     if (this.#problem !== undefined && this.#retryGate()) this.#recover();
     if (this.#problem === undefined && this.#tryWrite(() => this.#st!.deleteBelow.run(this.#oldest))) this.#pruneDue = false;
     return removed;
+  }
+
+  /**
+   * The source of this outbox's readings (`hello.source`): one outbox, one stream, one
+   * source. A file from before `--sensor` has none and becomes the first one's that opens it.
+   * False when the file already belongs to the other source (the agent then uses another file).
+   */
+  claimSource(source: SensorKind): boolean {
+    const recorded = this.#meta("source");
+    if (recorded !== undefined) return recorded === source;
+    this.#pendingMeta.set("source", source);
+    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending());
+    return true;
+  }
+
+  /** The source claimed for this outbox (undefined before claimSource). */
+  get source(): SensorKind | undefined {
+    const recorded = SensorKind.safeParse(this.#meta("source"));
+    return recorded.success ? recorded.data : undefined;
   }
 
   /** Small persisted values (the desired state), validated on the way out. */

@@ -21,7 +21,7 @@
  *    ACK_TIMEOUT_MS, everything unacked is sent again from the ack on; the
  *    room stores by seq, so a resend is never stored twice.
  */
-import { LIMITS, type DeviceMessage, type Reading, type ReportedState } from "../party/protocol.ts";
+import { LIMITS, type DeviceMessage, type Reading, type ReportedState, type SensorKind } from "../party/protocol.ts";
 
 /** Backlog readings sent and not yet acked, at most. */
 export const BACKLOG_WINDOW = 2 * LIMITS.maxBatch;
@@ -31,6 +31,8 @@ export const ACK_TIMEOUT_MS = 30_000;
 /** The part of the outbox the sender reads. */
 export interface OutboxView {
   readonly stream: string;
+  /** Where this stream's readings come from, said in `hello` (one outbox holds one source). */
+  readonly source?: SensorKind;
   readonly oldest: number;
   readonly next: number;
   readAfter(after: number, limit: number): Reading[];
@@ -121,7 +123,8 @@ export class Sender {
     const oldest = this.#outbox.oldest;
     this.#acked = Math.max(this.#acked, oldest - 1);
     this.#cursor = Math.max(this.#cursor, this.#acked);
-    if (!this.#send({ type: "hello", stream: this.#outbox.stream, oldest, state: this.#state() })) {
+    const source = this.#outbox.source;
+    if (!this.#send({ type: "hello", stream: this.#outbox.stream, oldest, state: this.#state(), ...(source ? { source } : {}) })) {
       this.#connected = false;
       return;
     }

@@ -124,6 +124,14 @@ export function toPrintable(text: string, max: number): string {
   return text.replace(/[^\x20-\x7e]/g, "?").slice(0, max);
 }
 
+/**
+ * Where a device's readings come from (`--sensor`). A stream (one agent outbox) holds
+ * readings of one source only, so the source is said once per stream, in `hello`, not
+ * in every reading (≈18 bytes more per reading on the wire and in each stored chunk).
+ */
+export const SensorKind = z.enum(["tmp102", "simulated"]);
+export type SensorKind = z.infer<typeof SensorKind>;
+
 /** An IPv4 or IPv6 address, as `x-iot-ip` and the agent's `--ip` carry it. */
 export const IpAddress = z.union([z.ipv4(), z.ipv6()]);
 
@@ -191,6 +199,8 @@ export const DeviceHello = z.strictObject({
   stream: z.string().regex(/^[A-Za-z0-9_-]{8,64}$/),
   oldest: Seq,
   state: ReportedState,
+  /** The source of every reading in this stream. Absent from agents before `--sensor`: unknown (their `state.sensor` says "simulated" when it was). */
+  source: SensorKind.optional(),
 });
 
 export const DeviceReadings = z.strictObject({

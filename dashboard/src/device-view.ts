@@ -66,6 +66,8 @@ export class DeviceView {
   readonly #meta = h("p", { class: "meta" });
   readonly #value = h("span", { class: "value" }, "–");
   readonly #unit = h("span", { class: "unit" });
+  /** By the value, for a device whose readings are invented (`--sensor simulated`): never passed off as measured. */
+  readonly #simulated = h("span", { class: "source", hidden: true }, " Simulated");
   readonly #readingAt = h("p", { class: "reading-at" }, "Waiting for the first reading…");
   readonly #announce = h("p", { class: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
   readonly #scaleButtons: Record<Scale, HTMLButtonElement>;
@@ -104,7 +106,7 @@ export class DeviceView {
           "div",
           { class: "card now" },
           h("h2", { class: "card-title", id: "now-title" }, "Temperature"),
-          h("p", { class: "reading", "aria-labelledby": "now-title" }, this.#value, this.#unit),
+          h("p", { class: "reading", "aria-labelledby": "now-title" }, this.#value, this.#unit, this.#simulated),
           this.#readingAt,
           this.#announce,
         ),
@@ -288,6 +290,12 @@ export class DeviceView {
 
   #renderMeta(): void {
     const r = this.#reported;
+    // The agent reports its sensor in every hello and report (agents before --sensor did too), so this
+    // marks simulated devices old and new. It follows the device's current sensor: history from before
+    // a switch is marked as the device is now (the room does not yet keep the source per stream).
+    const simulated = r?.sensor === "simulated";
+    this.#simulated.hidden = !simulated;
+    setAttr(this.el, "data-source", r ? (simulated ? "simulated" : "sensor") : null);
     const parts = r
       ? [
           `firmware ${r.fw}`,
@@ -316,8 +324,9 @@ export class DeviceView {
     setText(this.#unit, unit(latest.scale));
     this.el.dataset.scale = latest.scale;
     this.el.dataset.seq = String(latest.seq);
-    setText(this.#readingAt, `at ${new Date(latest.ts).toLocaleTimeString()} · ${formatAgo(latest.ts, Date.now())}`);
-    const text = `${this.#id}: ${formatTemperature(latest.temperature, latest.scale)}`;
+    const simulated = this.#reported?.sensor === "simulated";
+    setText(this.#readingAt, `${simulated ? "Simulated reading, not measured · " : ""}at ${new Date(latest.ts).toLocaleTimeString()} · ${formatAgo(latest.ts, Date.now())}`);
+    const text = `${this.#id}: ${formatTemperature(latest.temperature, latest.scale)}${simulated ? " (simulated)" : ""}`;
     const now = Date.now();
     const unitChanged = !this.#lastAnnounced.text.endsWith(unit(latest.scale));
     if (now - this.#lastAnnounced.at >= ANNOUNCE_EVERY_MS || unitChanged) {
@@ -363,7 +372,7 @@ export class DeviceView {
     const gaps = findGaps(items, threshold).length;
     setText(
       this.#caption,
-      `Last hour · ${formatCount(items.length)} ${items.length === 1 ? "reading" : "readings"} in ${unit(scale)}` +
+      `Last hour · ${formatCount(items.length)} ${this.#reported?.sensor === "simulated" ? "simulated " : ""}${items.length === 1 ? "reading" : "readings"} in ${unit(scale)}` +
         (gaps ? ` · ${gaps} ${gaps === 1 ? "gap" : "gaps"}` : ""),
     );
     // Facts a test (or a curious person with devtools) can read without parsing the canvas.

@@ -73,7 +73,7 @@ class FlakySensor implements Sensor {
 describe("agent", () => {
   it("reports sensor errors, streams once the sensor recovers, applies and answers commands, persists the scale", async () => {
     const config: AgentConfig = {
-      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "tmp102", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
       tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state"), outboxMax: 1000, scale: "F",
       intervalMs: 100, backoffMaxMs: 1000, quiet: false,
     };
@@ -118,7 +118,7 @@ describe("agent", () => {
     const from = frames.length;
     const storedBefore = stored.size;
     const config: AgentConfig = {
-      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "tmp102", simulate: false, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
       tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state-missing"), outboxMax: 1000, scale: "F",
       intervalMs: 100, backoffMaxMs: 1000, quiet: false,
     };
@@ -154,7 +154,7 @@ describe("agent", () => {
     await new Promise<void>((r) => html.listen(0, "127.0.0.1", () => r()));
     const htmlPort = (html.address() as { port: number }).port;
     const base: AgentConfig = {
-      endpoint: "", id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      endpoint: "", id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
       tmp102Extended: false, led: false, ledGpio: 12, stateDir: "", outboxMax: 1000, scale: "F",
       intervalMs: 1000, backoffMaxMs: 100, quiet: true,
     };
@@ -184,13 +184,44 @@ describe("agent", () => {
     }
   });
 
+  it("one stream per source: hello names it, and a state directory run simulated, then with the TMP102, keeps them in two outboxes", async () => {
+    const stateDir = join(dir, "state-sources");
+    const base: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir, outboxMax: 1000, scale: "F", intervalMs: 100, backoffMaxMs: 1000, quiet: true,
+    };
+    const hellos = async (config: AgentConfig, sensor?: Sensor) => {
+      const from = frames.length;
+      const agent = new Agent(config, { log: memoryLogger(), sensor });
+      await agent.start();
+      try {
+        await expect.poll(() => frames.slice(from).some((f) => f.type === "hello"), { timeout: 5_000 }).toBe(true);
+        return { hello: frames.slice(from).find((f) => f.type === "hello")!, path: agent.outbox.path };
+      } finally {
+        await agent.stop();
+      }
+    };
+    const simulated = await hellos(base);
+    expect(simulated.hello).toMatchObject({ source: "simulated", state: { sensor: "simulated" } });
+    expect(simulated.path).toBe(join(stateDir, "outbox.sqlite"));
+    // The same directory with the real sensor (here one that fails every read): its own outbox, its own stream.
+    const sensor = new FlakySensor();
+    const real = await hellos({ ...base, sensor: "tmp102", simulate: false }, sensor);
+    expect(real.hello).toMatchObject({ source: "tmp102", state: { sensor: "tmp102" } });
+    expect(real.path).toBe(join(stateDir, "outbox-tmp102.sqlite"));
+    expect(real.hello.type === "hello" && simulated.hello.type === "hello" && real.hello.stream !== simulated.hello.stream).toBe(true);
+    // And back: the simulated stream continues where it was.
+    const again = await hellos(base);
+    expect(again.hello.type === "hello" && simulated.hello.type === "hello" && again.hello.stream === simulated.hello.stream).toBe(true);
+  });
+
   it("on a full disk (a real 256 KB tmpfs): starts, streams from memory, tells the room why, and says when the disk is back", async (ctx) => {
     const disk = mountSmallDisk(256);
     if (!disk) return ctx.skip();
     const from = frames.length;
     stored.clear(); // a new stream: the stand-in room keeps one seq set for all of them
     const config: AgentConfig = {
-      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
       tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(disk.dir, "state"), outboxMax: 1000, scale: "F",
       intervalMs: 100, backoffMaxMs: 1000, quiet: true,
     };
@@ -225,7 +256,7 @@ describe("agent", () => {
 
   it("quiet (as under systemd): no line per reading, a status line per period instead", async () => {
     const config: AgentConfig = {
-      endpoint, id: "agent-1", ip: "192.168.1.19", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
       tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state-quiet"), outboxMax: 1000, scale: "F",
       intervalMs: 100, backoffMaxMs: 1000, quiet: true, summaryMs: 1_000,
     };

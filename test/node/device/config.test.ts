@@ -63,6 +63,17 @@ describe("configuration loader", () => {
     expect(config).toMatchObject({ simulate: true, led: false, i2cAddress: 0x4a, tmp102Rate: 0.25 });
   });
 
+  it("--sensor chooses the source: tmp102 by default, simulated with --simulate or --sensor simulated; a contradiction is refused", () => {
+    expect(load([]).config).toMatchObject({ sensor: "tmp102", simulate: false });
+    expect(load(["--simulate"]).config).toMatchObject({ sensor: "simulated", simulate: true });
+    expect(load(["--sensor", "simulated"]).config).toMatchObject({ sensor: "simulated", simulate: true });
+    expect(load([], { IOT_SENSOR: "simulated" }).config.sensor).toBe("simulated");
+    expect(load([], {}, { sensor: "tmp102" }).config).toMatchObject({ sensor: "tmp102", simulate: false });
+    expect(() => load(["--sensor", "tmp102", "--simulate"])).toThrow(/--simulate \(IOT_SIMULATE\) asks for the simulated sensor but --sensor \(IOT_SENSOR\) says "tmp102"/);
+    expect(() => load(["--sensor", "tmp102"], { IOT_SIMULATE: "true" })).toThrow(ConfigError);
+    expect(() => load(["--sensor", "ds18b20"])).toThrow(/sensor/);
+  });
+
   it("derives the id from the token, and refuses a token for another device", () => {
     const token = "pi-kitchen.abcdefghijklmnop0123";
     expect(load(["--token", token]).config).toMatchObject({ id: "pi-kitchen", token });
