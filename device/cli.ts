@@ -4,12 +4,14 @@
  *
  *   node device/cli.ts [run] [options]   the agent (what the systemd unit runs)
  *   node device/cli.ts config|update|post one REST call, its JSON answer printed
+ *   node device/cli.ts doctor            is this device ready? one line per check, exit 1 if not
  *   node device/cli.ts provision|rotate|revoke --id X --admin-token T   the operator's device credentials
  *
  * `npm run device -- …` is the same with the project's Node 22. `--help` lists every option.
  */
 import { Agent } from "./agent.ts";
 import { COMMANDS, ConfigError, OPERATOR_COMMANDS, helpText, loadConfig, type Loaded } from "./config.ts";
+import { formatChecks, runDoctor } from "./doctor.ts";
 import { EndpointClient } from "./http.ts";
 import { consoleLogger, errorText } from "./log.ts";
 import { FW_VERSION } from "./version.ts";
@@ -33,6 +35,11 @@ async function main(): Promise<number> {
   }
   const { command, config } = loaded;
   if (command === "run") return run(new Agent(config));
+  if (command === "doctor") {
+    const checks = await runDoctor(config);
+    console.log(formatChecks(checks));
+    return checks.some((c) => c.status === "fail") ? 1 : 0;
+  }
 
   const operator = OPERATOR_COMMANDS.includes(command);
   const client = new EndpointClient({
@@ -42,7 +49,7 @@ async function main(): Promise<number> {
     token: operator ? config.adminToken : config.token,
   });
   try {
-    const calls: Record<Exclude<typeof command, "run">, () => Promise<unknown>> = {
+    const calls: Record<Exclude<typeof command, "run" | "doctor">, () => Promise<unknown>> = {
       config: () => client.config(),
       update: () => client.update(FW_VERSION),
       post: () => client.postData({ iot: Date.now() }),

@@ -127,7 +127,8 @@ export class MissingSensor implements Sensor {
   }
 }
 
-async function loadI2cBus(): Promise<OpenBus> {
+/** i2c-bus's promisified open, imported only when asked for (a native addon that may be missing). */
+export async function loadI2cBus(): Promise<OpenBus> {
   const mod = await import("i2c-bus");
   const openPromisified = mod.openPromisified ?? mod.default.openPromisified;
   return (bus) => openPromisified(bus);
