@@ -3,7 +3,8 @@
 // image's entrypoint does inside one: every nginx/templates/*.template goes to
 // <out>/conf.d/ with its ${NAME} placeholders filled (only the names below;
 // nginx's own $variables stay), and nginx/nginx.conf goes to <out>. The TLS
-// server is left out when its certificate or key is missing, the same rule
+// server is left out when its certificate or key is missing; with TLS on, the
+// HTTP server redirects to it unless PLAIN_HTTP=1: the rules
 // nginx/tls-if-certs.sh applies in compose.
 //
 //   node nginx/render.mjs --out DIR [NAME=value ...]
@@ -23,9 +24,16 @@ export const DEFAULTS = {
   TLS_CERT: join(NGINX_DIR, "certs/cert.pem"),
   TLS_KEY: join(NGINX_DIR, "certs/key.pem"),
   SOCKET_READ_TIMEOUT: "3600s",
+  HTTPS_REDIRECT: "https://$host:8443",
   // Relative to nginx's prefix (-p): the rendered directory.
   ACCESS_LOG: "access.log",
 };
+
+/**
+ * Not a placeholder: whether the HTTP server proxies ("1") or sends everything to
+ * https ("0", the default when TLS is on), as PLAIN_HTTP tells nginx/tls-if-certs.sh.
+ */
+export const SWITCHES = { PLAIN_HTTP: "0" };
 
 /** envsubst restricted to `vars`: `${NAME}` and `$NAME` for those names only. Throws on a name it lacks. */
 export function renderTemplate(text, vars) {
@@ -42,18 +50,22 @@ export function renderTemplate(text, vars) {
  * whether the TLS server is in.
  */
 export function renderConfig(out, overrides = {}) {
-  const vars = { ...DEFAULTS, ...overrides };
+  const { PLAIN_HTTP = SWITCHES.PLAIN_HTTP, ...rest } = overrides;
+  const vars = { ...DEFAULTS, ...rest };
   const tls = existsSync(vars.TLS_CERT) && existsSync(vars.TLS_KEY);
+  // Plain HTTP proxies only without TLS, or when asked; otherwise it redirects to https.
+  const plain = !tls || PLAIN_HTTP === "1";
+  const skip = new Set([...(tls ? [] : ["tls.conf.template"]), plain ? "http-redirect.conf.template" : "http.conf.template"]);
   mkdirSync(join(out, "conf.d"), { recursive: true });
   copyFileSync(join(NGINX_DIR, "nginx.conf"), join(out, "nginx.conf"));
   const files = [join(out, "nginx.conf")];
   for (const name of readdirSync(TEMPLATES_DIR).filter((f) => f.endsWith(".template")).sort()) {
-    if (name === "tls.conf.template" && !tls) continue;
+    if (skip.has(name)) continue;
     const target = join(out, "conf.d", name.slice(0, -".template".length));
     writeFileSync(target, renderTemplate(readFileSync(join(TEMPLATES_DIR, name), "utf8"), vars));
     files.push(target);
   }
-  return { files, tls, vars };
+  return { files, tls, plain, vars };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
@@ -67,13 +79,13 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const overrides = {};
   for (const arg of args.filter((_, i) => i !== at && i !== at + 1)) {
     const m = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(arg);
-    if (!m || !(m[1] in DEFAULTS)) {
-      console.error(`nginx/render.mjs: expected NAME=value with NAME one of ${Object.keys(DEFAULTS).join(", ")}; got ${arg}`);
+    if (!m || !(m[1] in DEFAULTS || m[1] in SWITCHES)) {
+      console.error(`nginx/render.mjs: expected NAME=value with NAME one of ${[...Object.keys(DEFAULTS), ...Object.keys(SWITCHES)].join(", ")}; got ${arg}`);
       process.exit(2);
     }
     overrides[m[1]] = m[2];
   }
-  const { files, tls } = renderConfig(out, overrides);
-  console.log(`nginx: wrote ${files.length} files to ${out}${tls ? "" : " (no certificate: HTTP only)"}`);
+  const { files, tls, plain } = renderConfig(out, overrides);
+  console.log(`nginx: wrote ${files.length} files to ${out}${tls ? (plain ? " (TLS, and plain HTTP as asked)" : " (TLS; plain HTTP redirects to it)") : " (no certificate: HTTP only)"}`);
   console.log(`run: nginx -p ${out} -c ${join(out, "nginx.conf")} -e stderr`);
 }

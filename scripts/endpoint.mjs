@@ -8,6 +8,8 @@
 //   HOST       address to bind (default 127.0.0.1; 0.0.0.0 for the LAN / a container)
 //   STATE_DIR  where rooms keep their SQLite state (default .wrangler/state)
 //   DEV_VARS   the secrets file (default .dev.vars, created on first run)
+//   TLS_DIR    make a self-signed pair for nginx there if none is (the container: /tls);
+//   LAN_HOSTS  with the names and addresses it is for, comma-separated (scripts/lib/lan-tls.mjs)
 //   DIRECT=0   wrangler dev instead of Miniflare directly (the default, DIRECT=1, has no
 //              proxy Worker and no file watcher; see scripts/lib/direct.mjs)
 import { spawn, spawnSync } from "node:child_process";
@@ -41,6 +43,14 @@ if (!lock.ok) {
 }
 
 const secrets = ensureDevVars(devVars);
+if (process.env.TLS_DIR) {
+  const { ensureTlsPair, tlsHosts } = await import("./lib/lan-tls.mjs");
+  const pair = await ensureTlsPair(resolve(process.env.TLS_DIR), tlsHosts((process.env.LAN_HOSTS ?? "").split(/[\s,]+/)));
+  console.log(
+    `endpoint: TLS for nginx: ${pair.made ? "made" : "kept"} ${pair.cert} (self-signed, for ${pair.hosts.join(", ")})\n` +
+      `          SHA-256 fingerprint ${pair.fingerprint}: check a copy of cert.pem against it before a Pi trusts it`,
+  );
+}
 const shownHost = host === "0.0.0.0" ? "localhost" : host;
 console.log(
   `endpoint: sign in at http://${shownHost}:${port} with the operator token ${secrets.ADMIN_TOKEN}\n` +

@@ -3,8 +3,11 @@
  * as docker/compose.yaml runs its `endpoint` service (its command, a volume on
  * /data), with Debian's nginx on this host in front of it rendered from the
  * same templates compose's nginx service uses, and the real agent streaming a
- * simulated sensor through nginx. Restarting the container must keep the state
- * and the secrets; nothing in it may run as root.
+ * simulated sensor through nginx. TLS is on by default, as in compose: the
+ * endpoint makes a self-signed pair on first start and prints its fingerprint,
+ * nginx serves https/wss with it and answers plain HTTP with a redirect, and the
+ * agent trusts the copied cert.pem as a Pi would. Restarting the container must
+ * keep the state, the secrets and the pair; nothing in it may run as root.
  *
  * What this cannot cover: the official base images. Where Docker Hub cannot be
  * reached (CI) the image is built on docker/standin-base.sh's stand-in for
@@ -12,7 +15,8 @@
  * (README, "The container"). Where no engine can start, every test here is
  * skipped with a message saying why.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -21,7 +25,7 @@ import { parseDevVars } from "../../scripts/lib/dev-vars.mjs";
 import { startAgent, type Agent } from "../support/agent";
 import { EndpointClient, request, type SocketClient } from "../support/client";
 import { baseImage, buildImage, docker, dockerOk, ensureEngine, health } from "../support/docker";
-import { startNginx, type Nginx } from "../support/nginx";
+import { startNginx, type Certs, type Nginx } from "../support/nginx";
 import { freePort, waitFor } from "../support/processes";
 
 const engine = await ensureEngine();
@@ -34,17 +38,39 @@ const IMAGE = "iot-edge-endpoint:test";
 const tag = `iot-edge-test-${process.pid}-${Date.now().toString(36)}`;
 const CONTAINER = tag;
 const VOLUME = `${tag}-data`;
+const TLS_VOLUME = `${tag}-tls`;
 const tmp = mkdtempSync(join(tmpdir(), "iot-container-"));
 
 let hostPort: number;
 let proxy: Nginx;
 let client: EndpointClient;
 let secrets: Record<string, string>;
+let certs: Certs;
+/** The fingerprint the endpoint printed for the pair it made. */
+let printedFingerprint: string;
 let agent: Agent | undefined;
 let watcher: SocketClient | undefined;
 
 /** The container's /data/.dev.vars: the secrets scripts/endpoint.mjs made on its first start. */
 const devVars = () => parseDevVars(dockerOk(["exec", CONTAINER, "cat", "/data/.dev.vars"])) as Record<string, string>;
+
+/** The pair the endpoint keeps in /tls, copied out as a Pi owner copies cert.pem. */
+function copyPair(): Certs {
+  const dir = join(tmp, "certs");
+  mkdirSync(dir, { recursive: true });
+  const cert = dockerOk(["exec", CONTAINER, "cat", "/tls/cert.pem"]) + "\n";
+  writeFileSync(join(dir, "cert.pem"), cert);
+  writeFileSync(join(dir, "key.pem"), dockerOk(["exec", CONTAINER, "cat", "/tls/key.pem"]) + "\n", { mode: 0o600 });
+  return { dir, cert: join(dir, "cert.pem"), key: join(dir, "key.pem"), ca: Buffer.from(cert) };
+}
+
+/** The last fingerprint line the endpoint printed: `made` or `kept`, and the fingerprint. */
+function fingerprintLine(): { how: string; fingerprint: string } {
+  const logs = docker(["logs", CONTAINER]);
+  const made = [...(logs.stdout + logs.stderr).matchAll(/TLS for nginx: (made|kept) \S+[^\n]*\n\s*SHA-256 fingerprint ([0-9A-F:]{95})/g)].at(-1);
+  if (!made) throw new Error(`no fingerprint in the endpoint's output:\n${logs.stdout}${logs.stderr}`);
+  return { how: made[1]!, fingerprint: made[2]! };
+}
 
 async function healthy(timeoutMs = 120_000): Promise<void> {
   await waitFor(`container ${CONTAINER} healthy`, () => {
@@ -71,19 +97,26 @@ describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.versi
     console.log(`container: built ${IMAGE} on ${base.tag} (${base.how}) in ${built.seconds.toFixed(1)} s`);
     hostPort = await freePort();
     dockerOk(["volume", "create", VOLUME]);
-    // docker/compose.yaml's endpoint service: its command, the volume on /data. A fixed
-    // host port (loopback only) so nginx's upstream stays right across a restart.
+    dockerOk(["volume", "create", TLS_VOLUME]);
+    // docker/compose.yaml's endpoint service: its command, its TLS settings, the volumes on
+    // /data and /tls. A fixed host port (loopback only) so nginx's upstream stays right across a restart.
     dockerOk([
       "run", "-d", "--name", CONTAINER,
       "-v", `${VOLUME}:/data`,
+      "-v", `${TLS_VOLUME}:/tls`,
+      "-e", "TLS_DIR=/tls",
+      "-e", "LAN_HOSTS=nginx,",
       "-p", `127.0.0.1:${hostPort}:8787`,
       IMAGE,
       "node", "scripts/endpoint.mjs", "--var", "TRUST_PROXY:true",
     ]);
     await healthy();
     secrets = devVars();
-    proxy = await startNginx({ upstream: `127.0.0.1:${hostPort}` });
-    client = new EndpointClient(proxy.http, secrets.ADMIN_TOKEN!);
+    certs = copyPair();
+    printedFingerprint = fingerprintLine().fingerprint;
+    // As compose's nginx: TLS with the endpoint's pair, plain HTTP only redirecting.
+    proxy = await startNginx({ upstream: `127.0.0.1:${hostPort}`, certs, plainHttp: false });
+    client = new EndpointClient(proxy.https!, secrets.ADMIN_TOKEN!, certs.ca);
   }, 900_000);
 
   afterAll(async () => {
@@ -92,7 +125,7 @@ describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.versi
     await proxy?.stop();
     if (proxy) rmSync(proxy.dir, { recursive: true, force: true });
     docker(["rm", "-f", CONTAINER]);
-    docker(["volume", "rm", "-f", VOLUME]);
+    docker(["volume", "rm", "-f", VOLUME, TLS_VOLUME]);
     rmSync(tmp, { recursive: true, force: true });
     if (engine.ok) await engine.stop();
   }, 60_000);
@@ -121,9 +154,23 @@ describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.versi
     expect(secrets.SESSION_SECRET?.length).toBeGreaterThanOrEqual(32);
   });
 
+  it("made a TLS pair for nginx on first start, printed its fingerprint, and nginx serves only https with it", async () => {
+    expect(fingerprintLine().how).toBe("made");
+    const cert = new X509Certificate(certs.ca);
+    expect(printedFingerprint).toBe(cert.fingerprint256);
+    for (const name of ["DNS:localhost", "IP Address:127.0.0.1", "DNS:nginx"]) expect(cert.subjectAltName).toContain(name);
+    // The key is the runtime user's alone.
+    expect(dockerOk(["exec", CONTAINER, "stat", "-c", "%a %u", "/tls/key.pem"])).toBe("600 1000");
+    // Plain HTTP is a redirect, never the endpoint.
+    const plain = await request(`${proxy.http}/api/session`, { headers: { authorization: `Bearer ${secrets.ADMIN_TOKEN}` } });
+    expect(plain.status).toBe(308);
+    expect(plain.headers.location).toBe(`${proxy.https}/api/session`);
+    expect((await client.admin("/api/session")).status).toBe(200);
+  });
+
   it("keeps wrangler's state tools unreachable (the Local Explorer), straight and through nginx", async () => {
-    for (const base of [`http://127.0.0.1:${hostPort}`, proxy.http]) {
-      const res = await request(`${base}/cdn-cgi/local/explorer/api/workers/durable_objects/namespaces`);
+    for (const base of [`http://127.0.0.1:${hostPort}`, proxy.https!]) {
+      const res = await request(`${base}/cdn-cgi/local/explorer/api/workers/durable_objects/namespaces`, { ca: certs.ca });
       expect(res.headers["content-type"] ?? "", base).not.toMatch(/json/);
       expect(res.text, base).not.toContain("DeviceRoom");
     }
@@ -133,20 +180,28 @@ describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.versi
   const id = "container-sim-1";
 
   it("signs an operator in through nginx, and streams a simulated device into it", async () => {
-    const login = await request(`${proxy.http}/api/login`, { method: "POST", json: { token: secrets.ADMIN_TOKEN }, headers: { origin: proxy.http } });
+    const login = await request(`${proxy.https}/api/login`, { method: "POST", json: { token: secrets.ADMIN_TOKEN }, headers: { origin: proxy.https! }, ca: certs.ca });
     expect(login.status, login.text).toBe(200);
     expect(login.json().role).toBe("operator");
     const setCookie = login.headers["set-cookie"]?.[0] ?? "";
     expect(setCookie).toMatch(/HttpOnly/i);
+    expect(setCookie).toMatch(/Secure/i);
     sessionCookie = setCookie.split(";")[0]!;
-    const session = await request(`${proxy.http}/api/session`, { headers: { cookie: sessionCookie } });
+    const session = await request(`${proxy.https}/api/session`, { headers: { cookie: sessionCookie }, ca: certs.ca });
     expect(session.status).toBe(200);
     expect(session.json().role).toBe("operator");
 
     const token = await client.token(id);
     // A dashboard watching, as a user would: the agent then sends each reading at once.
-    watcher = await client.openRoom(id, "dashboard", proxy.http);
-    agent = startAgent({ endpoint: proxy.http, token, stateDir: join(tmp, "agent"), args: ["--backoff-max-ms", "2000"] });
+    watcher = await client.openRoom(id, "dashboard", proxy.https);
+    // Over https/wss, trusting the copied cert.pem as a Pi would (NODE_EXTRA_CA_CERTS).
+    agent = startAgent({
+      endpoint: proxy.https!,
+      token,
+      stateDir: join(tmp, "agent"),
+      args: ["--backoff-max-ms", "2000"],
+      env: { NODE_EXTRA_CA_CERTS: certs.cert },
+    });
     await agent.connected();
     await watcher.next((m) => m.type === "readings" || m.type === "reading", 30_000);
     await waitFor("8 readings in the room", async () => ((await allReadings(id)).length >= 8 ? true : null), 60_000, 500);
@@ -163,12 +218,14 @@ describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.versi
     // Same secrets, read from the volume: the operator token and the old session cookie still work.
     expect(devVars()).toEqual(secrets);
     expect((await client.admin("/api/session")).status).toBe(200);
-    expect((await request(`${proxy.http}/api/session`, { headers: { cookie: sessionCookie } })).status).toBe(200);
+    expect((await request(`${proxy.https}/api/session`, { headers: { cookie: sessionCookie }, ca: certs.ca })).status).toBe(200);
+    // The same TLS pair, kept, not made again.
+    expect(fingerprintLine()).toEqual({ how: "kept", fingerprint: printedFingerprint });
     // The device is still provisioned (its token works) and listed.
     const listed = await client.json<{ devices: { id: string }[] }>(`/api/devices?q=${id}`);
     expect(listed.devices.map((d) => d.id)).toContain(id);
 
-    watcher = await client.openRoom(id, "dashboard", proxy.http);
+    watcher = await client.openRoom(id, "dashboard", proxy.https);
     await waitFor(`readings past seq ${lastBefore + 5}`, async () => ((await allReadings(id)).at(-1)!.seq >= lastBefore + 5 ? true : null), 90_000, 500);
     const after = await allReadings(id);
     // Every seq from the first on, once: nothing lost in the restart, nothing doubled.

@@ -414,3 +414,27 @@ describe("nginx logs", () => {
     }
   });
 });
+
+describe("with TLS on and plain HTTP not asked for (compose's default)", () => {
+  it("answers plain HTTP only with a redirect to https, and passes nothing to the endpoint in the clear", async () => {
+    // (The other tests here start nginx with PLAIN_HTTP=1, to run every case over both schemes.)
+    const strict = await startNginx({ upstream: `127.0.0.1:${endpoint.port}`, certs, plainHttp: false });
+    started.push(strict);
+    const httpsPort = new URL(strict.https!).port;
+    for (const [method, path] of [["GET", "/api/session"], ["POST", "/api/login"], ["GET", "/parties/device/x?ticket=t"]] as const) {
+      const res = await request(`${strict.http}${path}`, { method, headers: { authorization: `Bearer ${endpoint.adminToken}` } });
+      expect(res.status, `${method} ${path}`).toBe(308);
+      expect(res.headers.location).toBe(`https://127.0.0.1:${httpsPort}${path}`);
+    }
+    // No plain request reached the endpoint: nginx answered each itself (no upstream in its log line).
+    await waitForLog(strict, /"GET \/parties\/device\/x HTTP\/1\.1" 308 /);
+    for (const line of strict.accessLog().trim().split("\n")) expect(line).toContain("upstream=- ");
+    // A socket over ws:// is refused (an upgrade does not follow redirects); over wss:// it opens.
+    await expect(openSocket(`${strict.http.replace(/^http/, "ws")}/parties/device/x?ticket=t`)).rejects.toThrow(/308/);
+    const secure = direct.via(strict.https!, certs.ca);
+    expect((await secure.admin("/api/session")).status).toBe(200);
+    await secure.token("nginx-strict");
+    const socket = await secure.openRoom("nginx-strict", "dashboard", strict.https!);
+    socket.close();
+  });
+});

@@ -16,7 +16,7 @@ import { LIMITS } from "../../party/protocol";
 import { ROOT } from "../support/processes";
 import { makeCerts, nginxTest, renderInto } from "../support/nginx";
 // A plain .mjs script (no types): users run it too, to run nginx outside a container.
-import { DEFAULTS } from "../../nginx/render.mjs";
+import { DEFAULTS, SWITCHES } from "../../nginx/render.mjs";
 
 const DOCKER = join(ROOT, "docker");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
@@ -239,16 +239,32 @@ describe("docker/compose.yaml", () => {
 
   it("gives every template placeholder a value, the same set nginx/render.mjs knows", () => {
     expect([...placeholders].sort()).toEqual(Object.keys(DEFAULTS).sort());
-    for (const name of placeholders) expect(nginx.environment[name], name).toBeDefined();
+    for (const name of [...placeholders, ...Object.keys(SWITCHES)]) expect(nginx.environment[name], name).toBeDefined();
     const templatesMount = mounts(nginx).find((m) => m.target === "/etc/nginx/templates");
     expect(resolve(DOCKER, templatesMount!.source)).toBe(join(ROOT, "nginx/templates"));
   });
 
-  it("looks for the certificate where nginx/gen-certs.sh writes it", () => {
-    const certs = mounts(nginx).find((m) => resolve(DOCKER, m.source) === join(ROOT, "nginx/certs"));
-    expect(certs).toBeDefined();
+  it("serves TLS by default: nginx reads the pair the endpoint makes on first start, and plain HTTP only redirects", () => {
+    // One named volume: TLS_DIR on the endpoint (read-write), the certificate directory on nginx (read-only).
+    const tlsDir = endpoint.environment.TLS_DIR;
+    const mine = mounts(endpoint).find((m) => m.target === tlsDir);
+    expect(mine, `a volume on ${tlsDir}`).toBeDefined();
+    expect(isBind(mine!.source)).toBe(false);
+    expect(Object.keys(compose.volumes)).toContain(mine!.source);
+    const certs = mounts(nginx).find((m) => m.source === mine!.source);
+    expect(certs?.mode).toBe("ro");
     expect(nginx.environment.TLS_CERT).toBe(`${certs!.target}/cert.pem`);
     expect(nginx.environment.TLS_KEY).toBe(`${certs!.target}/key.pem`);
+    // scripts/lib/lan-tls.mjs writes cert.pem and key.pem; the image makes the directory the runtime user's.
+    const lanTls = read("scripts/lib/lan-tls.mjs");
+    expect(lanTls).toContain('join(dir, "cert.pem")');
+    expect(lanTls).toContain('join(dir, "key.pem")');
+    expect(all("RUN").some((i) => i.args.includes(tlsDir) && /chown -R node:node[^&]*\/tls/.test(i.args))).toBe(true);
+    // The simulated device is named in the certificate and trusts it.
+    expect(endpoint.environment.LAN_HOSTS.split(",")).toContain("nginx");
+    expect(nginx.environment.PLAIN_HTTP).toBe("${LAN_PLAIN_HTTP:-0}");
+    expect(nginx.environment.HTTPS_REDIRECT).toBe("https://$$host:${LAN_HTTPS_PORT:-443}");
+    // nginx/gen-certs.sh still makes a pair for a host run (or to copy into the volume).
     const gen = read("nginx/gen-certs.sh");
     expect(gen).toContain('"$dir/cert.pem"');
     expect(gen).toContain('"$dir/key.pem"');
@@ -273,7 +289,11 @@ describe("docker/compose.yaml", () => {
     const [npm, run, script, dashdash, ...args] = device.command as string[];
     expect([npm, run, script, dashdash]).toEqual(["npm", "run", "device", "--"]);
     expect(args).toContain("--simulate");
-    expect(args[args.indexOf("--endpoint") + 1]).toBe("http://nginx");
+    expect(args[args.indexOf("--endpoint") + 1]).toBe("https://nginx");
+    // It trusts the pair the endpoint made, from the same volume, as a Pi given cert.pem does.
+    const tls = mounts(device).find((m) => m.source === mounts(endpoint).find((e) => e.target === endpoint.environment.TLS_DIR)!.source);
+    expect(tls?.mode).toBe("ro");
+    expect(device.environment.NODE_EXTRA_CA_CERTS).toBe(`${tls!.target}/cert.pem`);
     expect(args[args.indexOf("--id") + 1]).toMatch(/^[A-Za-z0-9][A-Za-z0-9._-]*$/);
     // Its device token comes from the environment compose is started with (provisioned by the operator).
     expect(device.environment.IOT_TOKEN).toBe("${SIM_DEVICE_TOKEN:-}");
@@ -314,35 +334,51 @@ describe("the nginx config", () => {
       TLS_CERT: certs.cert,
       TLS_KEY: certs.key,
       ACCESS_LOG: join(logs, "access.log"),
+      // As compose interpolates it ($$ is a literal $; LAN_HTTPS_PORT unset).
+      HTTPS_REDIRECT: nginx.environment.HTTPS_REDIRECT.replace("$$", "$").replace("${LAN_HTTPS_PORT:-443}", "443"),
     };
-    const withTls = renderInto(composeVars);
+    const withTls = renderInto({ ...composeVars, PLAIN_HTTP: "0" });
     temps.push(withTls.dir);
     expect(withTls.tls).toBe(true);
+    // TLS on: the HTTP server only redirects.
+    expect(existsSync(join(withTls.dir, "conf.d/http-redirect.conf"))).toBe(true);
+    expect(existsSync(join(withTls.dir, "conf.d/http.conf"))).toBe(false);
     const tested = nginxTest(withTls.dir);
     expect(tested.output).toContain("syntax is ok");
     expect(tested.ok).toBe(true);
+
+    const asked = renderInto({ ...composeVars, PLAIN_HTTP: "1" });
+    temps.push(asked.dir);
+    expect(existsSync(join(asked.dir, "conf.d/http.conf"))).toBe(true);
+    expect(existsSync(join(asked.dir, "conf.d/http-redirect.conf"))).toBe(false);
+    expect(nginxTest(asked.dir).ok).toBe(true);
 
     const plain = renderInto({ ...composeVars, TLS_CERT: join(logs, "missing.pem") });
     temps.push(plain.dir);
     expect(plain.tls).toBe(false);
     expect(existsSync(join(plain.dir, "conf.d/tls.conf"))).toBe(false);
+    expect(existsSync(join(plain.dir, "conf.d/http.conf"))).toBe(true);
+    expect(existsSync(join(plain.dir, "conf.d/http-redirect.conf"))).toBe(false);
     expect(nginxTest(plain.dir).ok).toBe(true);
   });
 
-  it("nginx/tls-if-certs.sh drops the TLS server without a certificate and keeps it with one", () => {
+  it("nginx/tls-if-certs.sh keeps TLS with a certificate (plain HTTP redirecting unless PLAIN_HTTP=1) and drops it without", () => {
     const certs = makeCerts(tempDir("iot-certs-"));
     const confd = tempDir("iot-confd-");
-    const run = (cert: string) => {
-      writeFileSync(join(confd, "tls.conf"), "server {}\n");
+    const rendered = ["tls.conf", "http.conf", "http-redirect.conf"];
+    const run = (cert: string, plain?: string) => {
+      for (const f of rendered) writeFileSync(join(confd, f), "server {}\n");
       const r = spawnSync("sh", [join(ROOT, "nginx/tls-if-certs.sh")], {
-        env: { PATH: process.env.PATH, NGINX_ENVSUBST_OUTPUT_DIR: confd, TLS_CERT: cert, TLS_KEY: certs.key },
+        env: { PATH: process.env.PATH, NGINX_ENVSUBST_OUTPUT_DIR: confd, TLS_CERT: cert, TLS_KEY: certs.key, ...(plain ? { PLAIN_HTTP: plain } : {}) },
         encoding: "utf8",
       });
       expect(r.status).toBe(0);
-      return existsSync(join(confd, "tls.conf"));
+      return rendered.filter((f) => existsSync(join(confd, f)));
     };
-    expect(run(certs.cert)).toBe(true);
-    expect(run(join(confd, "no-such-cert.pem"))).toBe(false);
+    expect(run(certs.cert)).toEqual(["tls.conf", "http-redirect.conf"]);
+    expect(run(certs.cert, "0")).toEqual(["tls.conf", "http-redirect.conf"]);
+    expect(run(certs.cert, "1")).toEqual(["tls.conf", "http.conf"]);
+    expect(run(join(confd, "no-such-cert.pem"))).toEqual(["http.conf"]);
   });
 
   it("nginx/gen-certs.sh makes a pair valid for the names and addresses given", () => {

@@ -19,6 +19,8 @@ export type AgentOptions = {
   ip?: string;
   /** More flags, e.g. ["--backoff-max-ms", "2000"]. */
   args?: string[];
+  /** More environment, e.g. NODE_EXTRA_CA_CERTS for an endpoint with a self-signed certificate. */
+  env?: Record<string, string>;
 };
 
 export type AgentReading = { temperature: number; scale: Scale };
@@ -78,6 +80,6 @@ export function startAgent(opts: AgentOptions): Agent {
       ...(opts.args ?? []),
     ],
     // In the environment, not argv, as `npm start` does: other users can read a process's arguments.
-    { env: { ...env, IOT_TOKEN: opts.token } },
+    { env: { ...env, ...opts.env, IOT_TOKEN: opts.token } },
   );
 }

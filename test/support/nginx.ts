@@ -75,7 +75,13 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-type NginxOptions = { upstream: string; certs?: Certs; socketReadTimeout?: string };
+type NginxOptions = {
+  upstream: string;
+  certs?: Certs;
+  socketReadTimeout?: string;
+  /** With certificates, whether plain HTTP proxies too (PLAIN_HTTP=1, these tests' default) or only redirects (compose's default). */
+  plainHttp?: boolean;
+};
 
 export async function startNginx(opts: NginxOptions): Promise<Nginx> {
   // A free port can be taken by another process before nginx binds it: try again on fresh ports.
@@ -100,6 +106,8 @@ async function startNginxOnce(opts: NginxOptions): Promise<Nginx> {
     TLS_CERT: opts.certs?.cert ?? join(ROOT, "nginx/certs/none.pem"),
     TLS_KEY: opts.certs?.key ?? join(ROOT, "nginx/certs/none.pem"),
     ...(opts.socketReadTimeout ? { SOCKET_READ_TIMEOUT: opts.socketReadTimeout } : {}),
+    PLAIN_HTTP: opts.plainHttp === false ? "0" : "1",
+    HTTPS_REDIRECT: `https://$host:${httpsPort}`,
   });
   if (opts.certs && !tls) throw new Error("render left the TLS server out although certificates were given");
 
