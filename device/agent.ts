@@ -46,7 +46,14 @@ export type AgentDeps = {
   client?: EndpointClient;
   /** How often a disk that refused writes is tried again (tests: 0; default STORAGE_RETRY_MS). */
   storageRetryMs?: number;
+  /** The wall clock and the monotonic one (ms; since boot on Linux), injectable to test a wrong clock. */
+  clock?: { now(): number; mono(): number };
 };
+
+/** A clock this far off the endpoint's is worth a log line and a mark on the dashboard. */
+const SKEW_NOTE_MS = 2_000;
+/** Readings taken before the first measurement whose times can still be corrected (28 h at 1 Hz). */
+const MAX_UNTIMED = 100_000;
 
 export class Agent {
   readonly config: AgentConfig;
@@ -70,12 +77,24 @@ export class Agent {
   #summaryTimer: ReturnType<typeof setInterval> | undefined;
   #reportedProblem: string | undefined;
   #reportedStorage: string | undefined;
+  #clock: { now(): number; mono(): number };
+  /**
+   * The endpoint's time minus the monotonic clock, from the last registration (null before
+   * the first): a reading's time is this plus its monotonic time, whatever the wall clock
+   * says or does meanwhile (a Pi Zero has no RTC; NTP may step it later).
+   */
+  #epoch: number | null = null;
+  /** This device's wall clock minus the endpoint's, as last measured (reported as state.clockSkewMs). */
+  #skewMs: number | null = null;
+  /** seq → monotonic time of readings taken before the first measurement, corrected when they are sent. */
+  #untimed = new Map<number, number>();
   #sensorReportGate = throttle(SENSOR_REPORT_MS);
 
   constructor(config: AgentConfig, deps: AgentDeps = {}) {
     this.config = config;
     this.#deps = deps;
     this.#log = deps.log ?? consoleLogger;
+    this.#clock = deps.clock ?? { now: Date.now, mono: () => Number(process.hrtime.bigint() / 1_000_000n) };
     this.#backoff = { ...DEFAULT_BACKOFF, maxMs: config.backoffMaxMs };
     this.client =
       deps.client ??
@@ -98,8 +117,20 @@ export class Agent {
         this.#log,
       ));
     if (c.led) this.#led = await startHeartbeatLed({ line: c.ledGpio, log: this.#log });
+    const outbox = this.#outbox;
     this.#sender = new Sender({
-      outbox: this.#outbox,
+      // The outbox as the sender sees it: times of readings taken before the clock was known are corrected on the way out.
+      outbox: {
+        get stream() { return outbox.stream; },
+        get oldest() { return outbox.oldest; },
+        get next() { return outbox.next; },
+        get source() { return outbox.source; },
+        readAfter: (after, limit) => this.#timed(outbox.readAfter(after, limit)),
+        ack: (seq) => {
+          for (const s of this.#untimed.keys()) if (s <= seq) this.#untimed.delete(s);
+          return outbox.ack(seq);
+        },
+      },
       send: (msg) => this.#link?.send(msg) ?? false,
       state: () => this.state(),
     });
@@ -144,6 +175,7 @@ export class Agent {
       sensorErrors: this.#sensor.errors,
       dropped: this.#outbox.dropped,
       ...(this.#outbox.problem ? { storageProblem: toPrintable(this.#outbox.problem, 200) } : {}),
+      ...(this.#skewMs !== null ? { clockSkewMs: this.#skewMs } : {}),
     };
   }
 
@@ -195,7 +227,10 @@ export class Agent {
   #record(celsius: number): void {
     const { scale } = this.#desired;
     const temperature = Math.round(convert(celsius, "C", scale) * 100) / 100;
-    const candidate = { seq: this.#outbox.next, ts: Date.now(), temperature, scale };
+    const mono = this.#clock.mono();
+    // Once the endpoint's time is known, a reading's time comes from it and the monotonic clock, not the wall clock.
+    const ts = this.#epoch === null ? this.#clock.now() : Math.round(this.#epoch + mono);
+    const candidate = { seq: this.#outbox.next, ts, temperature, scale };
     // Validated before it is stored: a value the room would refuse must not block the outbox forever.
     const valid = Reading.safeParse(candidate);
     if (!valid.success) {
@@ -214,6 +249,7 @@ export class Agent {
       return;
     }
     this.#reportStorage();
+    if (this.#epoch === null && this.#untimed.size < MAX_UNTIMED) this.#untimed.set(reading.seq, mono);
     if (!this.config.quiet) this.#log.info(LINES.temperature(temperature, scale));
     this.#summary.count++;
     this.#summary.last = LINES.temperature(temperature, scale).replace(/^Temperature: /, "");
@@ -270,7 +306,7 @@ export class Agent {
     for (let attempt = 0; !this.#stopped; attempt++) {
       this.#log.info(LINES.awaiting);
       try {
-        const { config } = await this.client.config();
+        const { config } = await this.#register();
         if (this.#stopped) return;
         this.#applyRegistration(config);
         this.#openLink(this.client.socketUrl(config.socketPath), config.heartbeatMs);
@@ -292,6 +328,41 @@ export class Agent {
     }
   }
 
+  /**
+   * GET /iot/config, timed: its `ts` is the endpoint's clock, so every (re)connect measures
+   * this device's skew and the epoch reading times are taken from (issue 13, item 6).
+   */
+  async #register(): Promise<IotConfigResponse> {
+    const sentMono = this.#clock.mono();
+    const answer = await this.client.config();
+    const mono = this.#clock.mono();
+    // The endpoint stamped `ts` somewhere in the round trip: its middle is the best guess.
+    const at = (sentMono + mono) / 2;
+    const skewMs = Math.round(this.#clock.now() - (mono - at) - answer.ts);
+    const first = this.#epoch === null;
+    this.#epoch = answer.ts - at;
+    const changed = this.#skewMs === null || Math.abs(skewMs - this.#skewMs) >= 1_000;
+    this.#skewMs = skewMs;
+    if (Math.abs(skewMs) >= SKEW_NOTE_MS && (first || changed)) {
+      this.#log.warn(
+        `Clock: this device is ${describeSkew(skewMs)} the endpoint; reading times are taken from the endpoint's clock` +
+          (first && this.#untimed.size ? ` (${this.#untimed.size} readings taken before now corrected as they are sent)` : "") +
+          `. Fix the clock: sudo timedatectl set-ntp true`,
+      );
+    }
+    if (changed) this.#sender.report();
+    return answer;
+  }
+
+  /** Readings from before the first measurement get their time from the epoch and their monotonic time. */
+  #timed(readings: Reading[]): Reading[] {
+    if (this.#epoch === null || this.#untimed.size === 0) return readings;
+    return readings.map((r) => {
+      const mono = this.#untimed.get(r.seq);
+      return mono === undefined ? r : { ...r, ts: Math.max(0, Math.round(this.#epoch! + mono)) };
+    });
+  }
+
   /** The configuration part of a registration answer: scale and interval are desired state. */
   #applyRegistration(config: IotConfigResponse["config"]): void {
     const intervalMs = IntervalMs.safeParse(config.intervalMs).success ? config.intervalMs : this.#desired.intervalMs;
@@ -307,7 +378,7 @@ export class Agent {
         // After a lost link, register again before the next socket: an endpoint that came back
         // with fresh state learns this device (and its address) again, as the old agent's restarts did.
         if (reregister) {
-          this.#applyRegistration((await this.client.config()).config);
+          this.#applyRegistration((await this.#register()).config);
           reregister = false;
         }
       },
@@ -374,4 +445,12 @@ export class Agent {
     }
     return true;
   }
+}
+
+/** "400 days behind", "3 min ahead of", "5 s behind". */
+export function describeSkew(skewMs: number): string {
+  const abs = Math.abs(skewMs);
+  const amount =
+    abs >= 86_400_000 ? `${Math.round(abs / 86_400_000)} days` : abs >= 3_600_000 ? `${Math.round(abs / 3_600_000)} h` : abs >= 60_000 ? `${Math.round(abs / 60_000)} min` : `${Math.round(abs / 1000)} s`;
+  return skewMs < 0 ? `${amount} behind` : `${amount} ahead of`;
 }

@@ -149,6 +149,8 @@ export const ReportedState = z.strictObject({
   dropped: z.number().int().min(0).optional(),
   /** Why the agent's disk refuses writes (e.g. no space left): readings are held in its memory meanwhile; absent while it writes. */
   storageProblem: Printable(200).optional(),
+  /** The device's wall clock minus the endpoint's at its last registration (ms; negative: behind). Its reading times are corrected by it. */
+  clockSkewMs: z.number().int().min(-MAX_TIMESTAMP).max(MAX_TIMESTAMP).optional(),
 });
 export type ReportedState = z.infer<typeof ReportedState>;
 

@@ -309,6 +309,8 @@ export class DeviceView {
     if (r?.dropped) parts.push(`${r.dropped} readings dropped by the device`);
     // A full disk on the device: readings still come, from its memory, until that fills too.
     if (r?.storageProblem) parts.push(`device storage: ${r.storageProblem}`);
+    // A Pi has no battery clock: the agent takes reading times from the endpoint's clock, and says how far off its own is.
+    if (r?.clockSkewMs !== undefined && Math.abs(r.clockSkewMs) >= 2000) parts.push(`device clock ${formatSkew(r.clockSkewMs)} (reading times corrected)`);
     setText(this.#meta, parts.filter(Boolean).join(" · "));
   }
 
@@ -387,6 +389,14 @@ export class DeviceView {
     this.#notice.hidden = false;
     setText(this.#notice, text);
   }
+}
+
+/** "400 days behind", "3 min ahead". */
+function formatSkew(ms: number): string {
+  const abs = Math.abs(ms);
+  const amount =
+    abs >= 86_400_000 ? `${Math.round(abs / 86_400_000)} days` : abs >= 3_600_000 ? `${Math.round(abs / 3_600_000)} h` : abs >= 60_000 ? `${Math.round(abs / 60_000)} min` : `${Math.round(abs / 1000)} s`;
+  return `${amount} ${ms < 0 ? "behind" : "ahead"}`;
 }
 
 function formatInterval(ms: number): string {

@@ -18,8 +18,14 @@ const dir = mkdtempSync(join(tmpdir(), "iot-agent-"));
 const frames: DeviceMessage[] = [];
 const stored = new Set<number>();
 let room: WebSocket | undefined;
+/** While set, registration answers 503 (the endpoint not reachable yet, as at a Pi's boot without network). */
+let configDown = false;
 const http = createServer((req, res) => {
   res.setHeader("content-type", "application/json");
+  if (req.url === "/iot/config" && configDown) {
+    res.statusCode = 503;
+    return res.end(JSON.stringify({ error: { code: "unavailable", message: "not yet" } }));
+  }
   if (req.url === "/iot/config") {
     return res.end(JSON.stringify({
       message: "IoT Configuration", iotip: "192.168.1.19", ts: Date.now(), id: "agent-1",
@@ -213,6 +219,42 @@ describe("agent", () => {
     // And back: the simulated stream continues where it was.
     const again = await hellos(base);
     expect(again.hello.type === "hello" && simulated.hello.type === "hello" && again.hello.stream === simulated.hello.stream).toBe(true);
+  });
+
+  it("a clock 400 days behind (issue 13, item 6): skew measured at connect and reported, every reading stored at the endpoint's time, those taken before the connect too", async () => {
+    const from = frames.length;
+    stored.clear(); // a new stream
+    const DAY = 86_400_000;
+    const clock = { now: () => Date.now() - 400 * DAY, mono: () => performance.now() };
+    const config: AgentConfig = {
+      endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+      tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, "state-clock"), outboxMax: 1000, scale: "F",
+      intervalMs: 100, backoffMaxMs: 1000, quiet: true,
+    };
+    const log = memoryLogger();
+    const startedAt = Date.now();
+    configDown = true;
+    const agent = new Agent(config, { log, clock });
+    await agent.start();
+    try {
+      // Readings taken while the endpoint cannot be reached: their time is the wrong clock's for now.
+      await expect.poll(() => agent.outbox.size, { timeout: 5_000 }).toBeGreaterThanOrEqual(5);
+      configDown = false;
+      await expect.poll(() => frames.slice(from).filter((f) => f.type === "readings").flatMap((f) => (f.type === "readings" ? f.readings : [])).length, { timeout: 10_000 }).toBeGreaterThanOrEqual(15);
+      const readings = frames.slice(from).flatMap((f) => (f.type === "readings" ? f.readings : []));
+      expect(readings.some((r) => r.seq <= 5)).toBe(true); // the early ones are among them
+      for (const r of readings) {
+        expect(r.ts).toBeGreaterThanOrEqual(startedAt - 2_000);
+        expect(r.ts).toBeLessThanOrEqual(Date.now() + 2_000);
+      }
+      const hello = frames.slice(from).find((f) => f.type === "hello");
+      expect(hello?.type === "hello" && hello.state.clockSkewMs).toBeGreaterThan(-400 * DAY - 5_000);
+      expect(hello?.type === "hello" && hello.state.clockSkewMs).toBeLessThan(-400 * DAY + 5_000);
+      expect(log.warnings.join("\n")).toMatch(/Clock: this device is 400 days behind the endpoint; reading times are taken from the endpoint's clock \(\d+ readings taken before now corrected/);
+    } finally {
+      configDown = false;
+      await agent.stop();
+    }
   });
 
   it("on a full disk (a real 256 KB tmpfs): starts, streams from memory, tells the room why, and says when the disk is back", async (ctx) => {
