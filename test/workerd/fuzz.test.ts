@@ -1,155 +1,197 @@
 /**
- * Fuzzing the socket and the REST bodies with random and mutated input:
- * wrong types, huge numbers, deep nesting, invalid UTF-8, oversize frames,
- * floods. The room must answer each with an error, keep serving the real
- * device and dashboards, store no garbage, and leave stored readings as they
- * were. Inputs are generated from a fixed seed, so a failure replays exactly.
+ * Fuzzing the socket and the REST bodies with fast-check (test/workerd/arbitraries.ts): inputs
+ * made from the protocol's own schemas, one field off (replaced, removed, added), truncated,
+ * random JSON and text, deep nesting, near the frame limit, binary. The room must answer every
+ * hostile frame with one error, every hostile body with a 4xx JSON error, while a real device
+ * streams through it the whole time: at the end its history is exactly what it sent, gap-free,
+ * every dashboard saw each reading once, acks only ever rose and reached the last seq, and
+ * nothing else was stored, commanded, provisioned or reported.
+ *
+ * FUZZ_RUNS (default 4,000) is how many hostile inputs: three quarters socket frames, a quarter
+ * bodies; FUZZ_SEED replays a run (the seed is printed). vitest.config.ts passes both in:
+ *   FUZZ_RUNS=100000 npx vitest run --project workerd test/workerd/fuzz.test.ts
  */
+import { env } from "cloudflare:workers";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { CommandRequest, DashboardMessage, DeviceMessage, IotDataBody } from "../../party/protocol";
-import { asAdmin, asDevice, call, connectDashboard, connectDevice, get, json, reading, register, uniqueId } from "./helpers";
+import { z } from "zod";
+import { AccountCreateRequest, BatchingRequest, CommandRequest, DashboardMessage, DeviceId, DeviceMessage, IotDataBody, PING } from "../../party/protocol";
+import { hostileFrame, hostileText, isValid, runParameters } from "./arbitraries";
+import { asAdmin, asDevice, asViewer, call, connectDashboard, connectDevice, get, json, reading, register, uniqueId, type Client } from "./helpers";
 
-/** mulberry32: small, seedable, good enough to pick mutations. */
-function rng(seed: number) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const int = (n: number) => Math.floor(next() * n);
-  const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
-  return { next, int, pick };
-}
-type Rng = ReturnType<typeof rng>;
+const fuzzEnv = env as unknown as { FUZZ_RUNS?: string; FUZZ_SEED?: string };
+const RUNS = positive(fuzzEnv.FUZZ_RUNS, 4_000, "FUZZ_RUNS");
+const SEED = positive(fuzzEnv.FUZZ_SEED, 0x10ad, "FUZZ_SEED");
+const FRAMES = Math.round(RUNS * 0.75);
+const BODIES = RUNS - FRAMES;
 
-const nest = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
-const HOSTILE_VALUES: readonly unknown[] = [
-  null, true, false, 0, -1, 1.5, 1e308, -1e308, 2 ** 53 + 2, Number.MIN_VALUE, "", "NaN", "Infinity",
-  "x".repeat(5000), "\u0000", "\ud800", "F", "K", [], {}, [[[[]]]], { __proto__: { polluted: true } },
-  { constructor: { prototype: { polluted: true } } }, "<script>alert(1)</script>", "'; DROP TABLE readings; --",
-];
-
-/** Replace, delete or add one field somewhere in a copy of `base`. */
-function mutate(r: Rng, base: any): any {
-  const copy = structuredClone(base);
-  const paths: Array<[any, string | number]> = [];
-  const walk = (node: any) => {
-    if (node && typeof node === "object") {
-      for (const k of Object.keys(node)) {
-        paths.push([node, Array.isArray(node) ? Number(k) : k]);
-        walk(node[k]);
-      }
-    }
-  };
-  walk(copy);
-  const [parent, key] = paths.length ? r.pick(paths) : [copy, "x"];
-  const op = r.int(3);
-  if (op === 0) parent[key] = r.pick(HOSTILE_VALUES);
-  else if (op === 1) delete parent[key];
-  else parent[`extra${r.int(100)}`] = r.pick(HOSTILE_VALUES);
-  return copy;
+function positive(value: string | undefined, fallback: number, name: string): number {
+  if (!value) return fallback;
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(value)}`);
+  return n;
 }
 
-/** One hostile frame: a mutated message, garbage, truncated JSON, deep nesting, oversize, or binary. */
-function hostileFrame(r: Rng, bases: any[]): string | ArrayBuffer {
-  switch (r.int(8)) {
-    case 0:
-    case 1:
-    case 2:
-      return JSON.stringify(mutate(r, r.pick(bases)));
-    case 3: {
-      const text = JSON.stringify(r.pick(bases));
-      return text.slice(0, r.int(text.length));
-    }
-    case 4:
-      return Array.from({ length: r.int(200) + 1 }, () => String.fromCharCode(r.int(0xffff))).join("");
-    case 5:
-      return r.next() < 0.5 ? nest(r.int(20_000) + 1) : `{"type":"readings","readings":${nest(5000)}}`;
-    case 6:
-      return JSON.stringify({ type: "readings", readings: [reading(1)], pad: "x".repeat(70_000) });
-    default: {
-      // Binary frames, including bytes that are not valid UTF-8.
-      const bytes = new Uint8Array(r.int(64) + 1).map(() => r.int(256));
-      bytes[0] = 0xff;
-      return bytes.buffer;
-    }
-  }
-}
+/**
+ * Hostile frames per round: to the device socket, and to each dashboard. A round waits for every
+ * answer, and lasts at least as long as the room's frame budget needs to pay for it (the test
+ * Worker's FRAME_RATE is 500/s; 400/s leaves room): frames refused as rate_limited test nothing.
+ */
+const DEVICE_PER_ROUND = 40;
+const DASHBOARD_PER_ROUND = 30;
+const FRAMES_PER_SECOND = 400;
+/** A real reading every this many hostile device frames. */
+const REAL_EVERY = 10;
+/** /iot/data is limited to 120 requests a minute per device: each pool device takes this many. */
+const BODIES_PER_DEVICE = 100;
 
-function isValid(schema: { safeParse(v: unknown): { success: boolean } }, frame: string | ArrayBuffer): boolean {
-  if (typeof frame !== "string") return false;
-  try {
-    return schema.safeParse(JSON.parse(frame)).success;
-  } catch {
-    return false;
-  }
-}
+const errorsOf = (c: Client) => c.messages.filter((m) => m.type === "error").length;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("fuzz", () => {
-  it("survives thousands of hostile frames from the device and dashboards and stores only the real readings", async () => {
-    const r = rng(0x10ad);
+  it(`answers ${FRAMES} hostile socket frames and ${BODIES} hostile REST bodies with errors while a real device streams, and stores only its readings`, async () => {
+    const started = Date.now();
     const id = uniqueId("fuzz");
     await register(id);
     const device = await connectDevice(id, { stream: "fuzz-stream-1" });
-    const dashboards = [await connectDashboard(id), await connectDashboard(id)];
-    const deviceBases = [
-      { type: "hello", stream: "fuzz-stream-1", oldest: 1, state: { scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "tmp102" } },
-      { type: "readings", readings: [reading(1), reading(2)] },
-      { type: "result", id: "cmd-fuzz-0001", ok: true },
-      { type: "report", state: { scale: "C", intervalMs: 500, fw: "1.0.0", sensor: "tmp102", sensorErrors: 0 } },
+    const reported = (await json(await get(`/api/devices/${id}`))).reported;
+    const accountsBefore = (await json(await get("/api/accounts"))).accounts;
+    const devicesBefore = (await json(await get("/api/devices?limit=500"))).devices.length;
+    const dashboards = [
+      await connectDashboard(id),
+      await connectDashboard(id),
+      await connectDashboard(id, asViewer),
+      await connectDashboard(id, asViewer),
     ];
-    const dashBases = [{ type: "command", id: "cmd-fuzz-0002", command: { cmd: "scale", scale: "C" } }];
-
-    let sent = 0;
+    const sockets = [device, ...dashboards];
     let seq = 0;
-    const rounds = 10;
-    const perRound = 200;
-    for (let round = 0; round < rounds; round++) {
-      const deviceErrorsBefore = device.messages.filter((m) => m.type === "error").length;
-      let hostile = 0;
-      for (let i = 0; i < perRound; i++) {
-        const frame = hostileFrame(r, deviceBases);
-        if (isValid(DeviceMessage, frame)) continue; // a mutation that happens to be valid is not an attack
-        device.ws.send(frame);
-        hostile++;
-        // The real device keeps streaming in between.
-        if (i % 20 === 0) device.send({ type: "readings", readings: [reading(++seq)] });
-      }
-      sent += hostile;
-      await device.next((m) => m.type === "ack" && m.seq === seq, 10_000);
-      await device.next(() => device.messages.filter((m) => m.type === "error").length >= deviceErrorsBefore + hostile, 10_000);
-      // Stay inside the room's frame budget (500/s, burst 1,000 in tests): the flood test covers going past it.
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      for (const d of dashboards) {
-        for (let i = 0; i < 20; i++) {
-          const frame = hostileFrame(r, dashBases);
-          if (isValid(DashboardMessage, frame)) continue;
-          d.ws.send(frame);
-          sent++;
+
+    // Where hostile bodies go: each route's body schema, and who may call it.
+    const pool: Array<Record<string, string>> = [await asDevice(id)];
+    let iotBodies = 0;
+    const targets: Array<{ method: string; path: string; schema: z.ZodType; headers: () => Promise<Record<string, string>> }> = [
+      {
+        method: "POST",
+        path: "/iot/data",
+        schema: IotDataBody,
+        headers: async () => {
+          const n = Math.floor(iotBodies++ / BODIES_PER_DEVICE);
+          while (pool.length <= n) pool.push(await asDevice(uniqueId("fuzzpool")));
+          return pool[n]!;
+        },
+      },
+      { method: "POST", path: `/api/devices/${id}/commands`, schema: CommandRequest, headers: async () => asAdmin },
+      { method: "PUT", path: `/api/devices/${id}/batching`, schema: BatchingRequest, headers: async () => asAdmin },
+      // The provisioning route's body (worker/routes/api.ts): the protocol's DeviceId in an object.
+      { method: "POST", path: "/api/devices", schema: z.strictObject({ id: DeviceId }), headers: async () => asAdmin },
+      { method: "POST", path: "/api/accounts", schema: AccountCreateRequest, headers: async () => asAdmin },
+    ];
+    const body = fc.nat(targets.length - 1).chain((target) =>
+      fc.record({
+        target: fc.constant(target),
+        payload: fc.oneof(
+          { weight: 19, arbitrary: hostileText(targets[target]!.schema) },
+          // Bytes that are not UTF-8 at all.
+          { weight: 1, arbitrary: fc.uint8Array({ minLength: 1, maxLength: 100 }).map((b) => b.map((x) => 0x80 | x)) },
+        ),
+        contentType: fc.constantFrom("application/json", "text/plain", "application/x-www-form-urlencoded", null),
+      }),
+    );
+    let address = 0;
+    /** A fresh client address per request: the per-address limit must not answer for the parser. */
+    const nextAddress = () => `10.${(address >> 16) & 255}.${(address >> 8) & 255}.${address++ & 255}`;
+
+    // One round: hostile frames to every socket (real readings among the device's), then hostile
+    // bodies, then every frame's answer. One loop, not two running side by side: workerd runs
+    // timers only when the isolate has nothing else to do, so a concurrent request loop starved
+    // the device's heartbeat timer and the room closed it as half-open.
+    const rounds = Math.ceil(FRAMES / (DEVICE_PER_ROUND + DASHBOARD_PER_ROUND * dashboards.length));
+    const bodiesPerRound = Math.ceil(BODIES / rounds);
+    const round = fc.record({
+      device: fc.array(hostileFrame(DeviceMessage), { minLength: DEVICE_PER_ROUND, maxLength: DEVICE_PER_ROUND }),
+      dashboards: fc.array(fc.array(hostileFrame(DashboardMessage), { minLength: DASHBOARD_PER_ROUND, maxLength: DASHBOARD_PER_ROUND }), {
+        minLength: dashboards.length,
+        maxLength: dashboards.length,
+      }),
+      bodies: fc.array(body, { minLength: bodiesPerRound, maxLength: bodiesPerRound }),
+    });
+    let framesSent = 0;
+    let bodiesSent = 0;
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(round, async (batch) => {
+        const roundStarted = Date.now();
+        // The agent's heartbeat (the test Worker's time-out is 900 ms; a round is far shorter).
+        device.ws.send(PING);
+        const expected = sockets.map(errorsOf);
+        batch.device.forEach((frame, i) => {
+          if (i % REAL_EVERY === 0) device.send({ type: "readings", readings: [reading(++seq)] });
+          if (isValid(DeviceMessage, frame)) return; // a mutation that landed on a valid message is not an attack
+          device.ws.send(frame);
+          expected[0]!++;
+          framesSent++;
+        });
+        batch.dashboards.forEach((list, d) => {
+          for (const frame of list) {
+            if (isValid(DashboardMessage, frame)) continue;
+            dashboards[d]!.ws.send(frame);
+            expected[d + 1]!++;
+            framesSent++;
+          }
+        });
+        for (const { target, payload, contentType } of batch.bodies) {
+          const t = targets[target]!;
+          if (typeof payload === "string" && isValid(t.schema, payload)) continue;
+          const headers: Record<string, string> = { ...(await t.headers()), "cf-connecting-ip": nextAddress() };
+          if (contentType) headers["content-type"] = contentType;
+          const res = await call(t.path, { method: t.method, headers, body: payload });
+          bodiesSent++;
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const what = `${t.method} ${t.path} ${String(payload).slice(0, 200)}`;
+          expect(res.status, what).toBeGreaterThanOrEqual(400);
+          expect(res.status, what).toBeLessThan(500);
+          expect(typeof (await json(res)).error.code, what).toBe("string");
         }
-      }
-    }
+        // One error answer per hostile frame, on every socket.
+        await Promise.all(sockets.map((c, i) => c.next(() => errorsOf(c) >= expected[i]!, 15_000)));
+        sockets.forEach((c, i) => expect(errorsOf(c)).toBe(expected[i]));
+        await sleep(Math.max(0, (1000 * DEVICE_PER_ROUND) / FRAMES_PER_SECOND - (Date.now() - roundStarted)));
+      }),
+      runParameters(rounds, SEED),
+    );
+
+    // ---- what the real device and its watchers got -------------------------------------------
+    device.send({ type: "flush" });
+    await device.next((m) => m.type === "ack" && m.seq === seq, 15_000);
+    const acks = device.messages.filter((m) => m.type === "ack").map((m) => m.seq);
+    expect(acks.every((a, i) => i === 0 || a >= acks[i - 1]!)).toBe(true);
+    expect(Math.max(...acks)).toBe(seq);
+    const everything = Array.from({ length: seq }, (_, i) => i + 1);
     for (const d of dashboards) {
-      await d.next((m) => m.type === "readings" && m.readings.some((x: any) => x.seq === seq), 10_000);
-      const got = d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((x: any) => x.seq));
-      expect(got).toEqual(Array.from({ length: seq }, (_, i) => i + 1));
+      await d.next((m) => m.type === "readings" && m.readings.some((r: { seq: number }) => r.seq === seq), 15_000);
+      expect(d.messages.filter((m) => m.type === "readings").flatMap((m) => m.readings.map((r: { seq: number }) => r.seq))).toEqual(everything);
       expect(d.messages.filter((m) => m.type === "command-status")).toEqual([]);
     }
-    const codes = new Set(device.messages.filter((m) => m.type === "error").map((m) => m.code));
-    expect([...codes].every((c) => ["invalid_json", "invalid_message", "frame_too_large", "binary_unsupported"].includes(c))).toBe(true);
-    expect(device.messages.some((m) => m.type === "error" && m.code === "internal")).toBe(false);
+    const codes = new Set([device, ...dashboards].flatMap((c) => c.messages.filter((m) => m.type === "error").map((m) => m.code)));
+    for (const code of codes) expect(["invalid_json", "invalid_message", "binary_unsupported"]).toContain(code);
 
-    const { readings } = await json(await get(`/api/devices/${id}/readings?limit=5000`));
-    expect(readings).toEqual(Array.from({ length: seq }, (_, i) => reading(i + 1)));
+    const stored: unknown[] = [];
+    for (let page: unknown[] = [null]; page.length > 0; stored.push(...page)) {
+      page = (await json(await get(`/api/devices/${id}/readings?limit=5000&after=${stored.length}`))).readings;
+    }
+    expect(stored).toEqual(everything.map((n) => reading(n)));
     const state = await json(await get(`/api/devices/${id}`));
-    expect(state).toMatchObject({ online: true, ackedSeq: seq, stored: seq, lost: 0, desired: { scale: "F" }, commands: [] });
-    expect(state.reported).toEqual({ scale: "F", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" });
-    console.log(`fuzz: ${sent} hostile socket frames; ${seq} real readings stored, in order, nothing else`);
-    expect(sent).toBeGreaterThan(1500);
-  });
+    expect(state).toMatchObject({ online: true, ackedSeq: seq, stored: seq, lost: 0, desired: { scale: "F", intervalMs: 1000 }, commands: [] });
+    expect(state.reported).toEqual(reported);
+    expect((await json(await get("/api/devices?limit=500"))).devices.length).toBe(devicesBefore + pool.length - 1);
+    expect((await json(await get("/api/accounts"))).accounts).toEqual(accountsBefore);
+    console.log(
+      `fuzz (seed ${SEED}): ${framesSent} hostile frames, ${bodiesSent} hostile bodies ${JSON.stringify(Object.fromEntries(statuses))}; ` +
+        `${seq} real readings stored gap-free, nothing else; ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+    expect(framesSent).toBeGreaterThan(FRAMES * 0.9);
+    expect(bodiesSent).toBeGreaterThan(BODIES * 0.9);
+  }, 60_000 + RUNS * 10);
 
   it("refuses a flood with rate_limited, then closes the socket with 1008, and the room keeps serving", async () => {
     const id = uniqueId("flood");
@@ -171,43 +213,4 @@ describe("fuzz", () => {
     await device.next((m) => m.type === "ack" && m.seq === 1);
   });
 
-  it("answers hostile REST bodies with 4xx JSON errors, never a 5xx, and writes nothing", async () => {
-    const r = rng(0xbeef);
-    const id = uniqueId("restfuzz");
-    await register(id);
-    const deviceAuth = await asDevice(id);
-    const devicesBefore = (await json(await get("/api/devices"))).devices.length;
-    const targets = [
-      { path: "/iot/data", headers: deviceAuth, schema: IotDataBody, base: { readings: [reading(1)] } },
-      { path: `/api/devices/${id}/commands`, headers: asAdmin, schema: CommandRequest, base: { cmd: "scale", scale: "C" } },
-      { path: "/api/tickets", headers: asAdmin, schema: null, base: { device: id } },
-      { path: "/api/devices", headers: asAdmin, schema: null, base: { id: "fuzz-new-device" } },
-    ];
-    let tried = 0;
-    const statuses = new Map<number, number>();
-    for (let i = 0; i < 600; i++) {
-      const t = r.pick(targets);
-      let body: BodyInit;
-      const kind = r.int(5);
-      if (kind === 0) body = new Uint8Array(r.int(100) + 1).map(() => 0x80 + r.int(128)); // invalid UTF-8
-      else if (kind === 1) body = nest(r.int(50_000) + 1);
-      else if (kind === 2) body = JSON.stringify(t.base).slice(0, r.int(JSON.stringify(t.base).length));
-      else body = JSON.stringify(mutate(r, t.base));
-      if (typeof body === "string" && t.schema && isValid(t.schema, body)) continue;
-      if (typeof body === "string" && !t.schema && body.includes('"fuzz-new-device"') && !body.includes("extra")) continue;
-      const res = await call(t.path, { method: "POST", headers: { "content-type": "application/json", ...t.headers }, body });
-      tried++;
-      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-      expect(res.status, `${t.path} ${String(body).slice(0, 200)}`).toBeGreaterThanOrEqual(400);
-      expect(res.status, `${t.path} ${String(body).slice(0, 200)}`).toBeLessThan(500);
-      const err = await json(res);
-      expect(typeof err.error.code).toBe("string");
-    }
-    expect((await json(await get(`/api/devices/${id}/readings`))).readings).toEqual([]);
-    const state = await json(await get(`/api/devices/${id}`));
-    expect(state.commands).toEqual([]);
-    expect((await json(await get("/api/devices"))).devices.length).toBe(devicesBefore);
-    console.log(`fuzz: ${tried} hostile REST bodies → ${JSON.stringify(Object.fromEntries(statuses))}`);
-    expect(tried).toBeGreaterThan(400);
-  });
 });
