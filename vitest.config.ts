@@ -36,6 +36,10 @@ export default defineConfig({
                 // Low enough that the flood test goes past it quickly; the fuzz test paces itself under it.
                 FRAME_RATE: "500",
                 FRAME_BURST: "1000",
+                // Alerts (test/workerd/alerts.test.ts): a webhook secret, and retries 100 ms apart (doubling).
+                ALERT_WEBHOOK_SECRET: "test-only-webhook-secret-0123456789abcdef",
+                ALERT_RETRY_BASE_MS: "100",
+                ALERT_WEBHOOK_TIMEOUT_MS: "1000",
                 // test/workerd/fuzz.test.ts: how many hostile inputs, and the seed to replay (empty: its defaults).
                 FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",

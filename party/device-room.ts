@@ -10,6 +10,7 @@
  *  - presence.ts     online / last seen / LAN address;
  *  - fanout.ts       sending to sockets, the legacy log lines;
  *  - frame-budget.ts per-socket frame rate limits;
+ *  - alerts.ts       alert rules, evaluated as readings arrive and by the alarm; webhooks.ts delivers them;
  *  - meter.ts        rows written and requests, as Cloudflare bills them.
  * What is left here is the lifecycle: constructor (rebuild from storage),
  * fetch (admission), getConnectionTags, onConnect, onMessage, onClose,
@@ -43,6 +44,10 @@ import {
   type ReportedState,
   type RoomStats,
   type ToDeviceMessage,
+  type AlertRecord,
+  type AlertRule,
+  type AlertRulesAnswer,
+  type DeviceAlerts,
 } from "./protocol";
 import { CREDENTIAL_HEADER, TICKET_HEADERS, admitSocket, ensureNonceTable, refuse } from "./admission";
 import { directory } from "./directory";
@@ -57,6 +62,7 @@ import { Meter } from "./room/meter";
 import { Presence } from "./room/presence";
 import { ReadingsStore } from "./room/readings";
 import { StreamsTable, type Stream } from "./room/streams";
+import { RoomAlerts, alertSettings } from "./room/alerts";
 
 /** Connection roles. The Worker decides the role (from the ticket or token) and passes it in a header. */
 export type Role = "device" | "dashboard";
@@ -88,6 +94,7 @@ export class DeviceRoom extends Server<Env> {
   readonly #credentials: Credentials;
   readonly #presence: Presence;
   readonly #budget: FrameBudget;
+  readonly #alerts: RoomAlerts;
   readonly #log = new LegacyLog();
   /** Warnings about one socket's doings: the first at once, then a summary a minute at most. */
   readonly #warnings = new SocketLog(() => this.name);
@@ -133,6 +140,13 @@ export class DeviceRoom extends Server<Env> {
     this.#unwatchedMs = kv.get<number>("unwatchedMs") ?? this.settings.unwatchedBatchMs;
     this.#latest = this.#readings.latest(1)[0];
     this.#stream = this.#streams.current();
+    this.#alerts = new RoomAlerts(sql, kv, this.#meter, alertSettings(env), {
+      device: () => this.name,
+      presence: () => ({ online: this.#presence.online, lastSeen: this.#presence.lastSeen }),
+      changed: (alert) => this.#onAlertChanged(alert),
+      waitUntil: (promise) => ctx.waitUntil(promise),
+      reschedule: () => this.#scheduleAlarm(Date.now()),
+    }, this.#readings.lastCommitAt);
     // Heartbeats are answered by the runtime without waking the room (see protocol.PING).
     ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING, PONG));
   }
@@ -239,6 +253,8 @@ export class DeviceRoom extends Server<Env> {
     // would cost a second alarm per cadence, and a smaller chunk costs nothing extra.
     this.#commitAndAck(now);
     this.#expireCommands(now);
+    // No-data and offline deadlines, and webhook retries.
+    this.#alerts.check(now);
     this.#readings.retain(this.settings.retainReadings, now);
     if (this.#fleetDirty) this.#pushFleet(this.#watchers() === 0, now);
     // A device that pings without readings (no sensor, say): its last-seen is written now and then.
@@ -361,6 +377,40 @@ export class DeviceRoom extends Server<Env> {
     return this.#credentials.present;
   }
 
+  // Alerts (party/room/alerts.ts; the routes are worker/routes/alerts.ts)
+
+  alertRules(): AlertRulesAnswer {
+    this.#meter.calls++;
+    const unwatchedBatchingMs = this.#unwatchedBatchingMs();
+    const { heartbeatTimeoutMs, unwatchedCheckMs } = this.settings;
+    return { rules: this.#alerts.views({ unwatchedBatchingMs, heartbeatTimeoutMs, unwatchedCheckMs }), unwatchedBatchingMs };
+  }
+
+  /** Add or replace one of this device's rules; false when it would be one too many. */
+  setAlertRule(rule: AlertRule): boolean {
+    this.#meter.calls++;
+    if (!this.#alerts.setRule(rule, Date.now())) return false;
+    this.#tellBatching();
+    return true;
+  }
+
+  deleteAlertRule(id: string): boolean {
+    this.#meter.calls++;
+    if (!this.#alerts.deleteRule(id, Date.now())) return false;
+    this.#tellBatching();
+    return true;
+  }
+
+  alerts(): DeviceAlerts {
+    this.#meter.calls++;
+    return this.#alerts.list();
+  }
+
+  acknowledgeAlert(id: number, by: string): { alert: AlertRecord; changed: boolean } | "not_found" | "cleared" {
+    this.#meter.calls++;
+    return this.#alerts.acknowledge(id, by, Date.now());
+  }
+
   // -------------------------------------------------------------------------
   // Device frames
   // -------------------------------------------------------------------------
@@ -476,6 +526,7 @@ export class DeviceRoom extends Server<Env> {
     const newest = fresh[fresh.length - 1]!;
     if (!this.#latest || newest.seq > this.#latest.seq) this.#latest = newest;
     this.#presence.touch(now);
+    this.#alerts.onReadings(fresh, now);
     this.#fleetDirty = true;
     // Each push is a request and a row in the shard: while watched at most every
     // fleetPushMs, otherwise from the alarm; a first reading goes at once, so a new
@@ -598,11 +649,18 @@ export class DeviceRoom extends Server<Env> {
     const lastSeen = this.#presence.lastSeen;
     this.#toDashboards({ type: "presence", online, lastSeen });
     if (tellFleet) this.#pushFleet(true, now, { online, lastSeen });
+    // An offline rule for 0 s raises now; a device back clears its offline alert.
+    this.#alerts.check(now);
   }
 
   /** 0 (live) while a dashboard watches; the device's unwatched interval otherwise. */
   #batchingMs(): number {
-    return this.#watchers() > 0 ? 0 : this.#unwatchedMs;
+    return this.#watchers() > 0 ? 0 : this.#unwatchedBatchingMs();
+  }
+
+  /** The unwatched interval, shortened for the device's alert rules: their latency is its batching bound. */
+  #unwatchedBatchingMs(): number {
+    return Math.min(this.#unwatchedMs, this.#alerts.batchingBoundMs());
   }
 
   #tellBatching(): void {
@@ -624,6 +682,8 @@ export class DeviceRoom extends Server<Env> {
     if (pendingSince !== null) next = Math.min(next, pendingSince + this.settings.groupCommitMs);
     const deadline = this.#commands.nextDeadline();
     if (deadline !== null) next = Math.min(next, Math.max(deadline, now + 10));
+    const alertDue = this.#alerts.nextDue();
+    if (alertDue !== null) next = Math.min(next, Math.max(alertDue, now + 10));
     if (!Number.isFinite(next)) return;
     // An alarm already due at or before `next` (and still ahead) does the job.
     if (this.#alarmAt !== null && this.#alarmAt > now && this.#alarmAt <= next) return;
@@ -709,6 +769,19 @@ export class DeviceRoom extends Server<Env> {
     broadcast(this.ctx, "dashboard", msg);
   }
 
+  /** An alert raised, acknowledged or cleared: dashboards see it, and the fleet row's count follows at once. */
+  #onAlertChanged(alert: AlertRecord): void {
+    this.#toDashboards({ type: "alert", alert });
+    this.#pushFleet(true, Date.now());
+  }
+
+  /** The shard answered a push with its alert defaults' version: a newer one is fetched and applied. */
+  async #alertDefaultsVersion(version: number): Promise<void> {
+    if (version === this.#alerts.defaultsVersion) return;
+    const defaults = await fleetFor(this.env, this.name).alertDefaults();
+    if (this.#alerts.setDefaults(defaults, Date.now())) this.#tellBatching();
+  }
+
   /**
    * Tell the device's fleet registry shard. Presence and state changes go at
    * once; the latest reading at most every `fleetPushMs` while watched and
@@ -732,11 +805,13 @@ export class DeviceRoom extends Server<Env> {
       temperature: latest?.temperature ?? null,
       readingTs: latest?.ts ?? null,
       lastSeq: latest?.seq ?? null,
+      alerts: this.#alerts.activeCount,
       ...patch,
     };
     this.ctx.waitUntil(
       fleetFor(this.env, this.name)
         .update(this.name, full)
+        .then((version) => this.#alertDefaultsVersion(version))
         .catch((err: unknown) => {
           // An overloaded shard (a reconnect storm) is not retried now; the alarm pushes again.
           this.#fleetDirty = true;
@@ -755,6 +830,7 @@ export type FleetPatch = {
   temperature: number | null;
   readingTs: number | null;
   lastSeq: number | null;
+  alerts: number;
 };
 
 /**

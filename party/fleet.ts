@@ -14,7 +14,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { FleetPatch } from "./device-room";
-import type { DeviceSummary, DevicesPage, DevicesQuery } from "./protocol";
+import type { ActiveAlertsPage, AlertDefaults, DeviceSummary, DevicesPage, DevicesQuery } from "./protocol";
 
 // ---------------------------------------------------------------------------
 // 1. Which shard
@@ -92,6 +92,7 @@ type DeviceRow = {
   reading_ts: number | null;
   last_seq: number | null;
   registered_at: number;
+  alerts: number;
 };
 
 /** What the Worker asks a shard for: up to `limit` matches after `after`, in id order, and how many match in all. */
@@ -100,6 +101,8 @@ export type ShardPage = { devices: DeviceSummary[]; count: number };
 
 export class FleetRegistry extends DurableObject<Env> {
   readonly #sql: SqlStorage;
+  /** The fleet-wide alert defaults' version, answered to every push (in memory: no read per push). */
+  #alertDefaultsVersion: number;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -122,6 +125,15 @@ export class FleetRegistry extends DurableObject<Env> {
       UPDATE counts SET total = total - 1, online = online - OLD.online; END`);
     this.#sql.exec(`CREATE TRIGGER IF NOT EXISTS counts_presence AFTER UPDATE OF online ON devices
       WHEN NEW.online <> OLD.online BEGIN UPDATE counts SET online = online + NEW.online - OLD.online; END`);
+    // Alerts not yet cleared per device (pushed by its room with its summary); a shard from
+    // before alerts gets the column once.
+    if (!this.#sql.exec<{ name: string }>("PRAGMA table_info(devices)").toArray().some((c) => c.name === "alerts")) {
+      this.#sql.exec("ALTER TABLE devices ADD COLUMN alerts INTEGER NOT NULL DEFAULT 0");
+    }
+    // The fleet-wide alert defaults: every shard holds a copy (written to all of them at once by
+    // the Worker), so a room reads them from the shard it already pushes to (docs/alerts.md).
+    this.#sql.exec("CREATE TABLE IF NOT EXISTS alert_defaults (one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL, rules TEXT NOT NULL)");
+    this.#alertDefaultsVersion = this.#sql.exec<{ version: number }>("SELECT version FROM alert_defaults").toArray()[0]?.version ?? 0;
   }
 
   /** Make a device known (registration, provisioning). Idempotent. */
@@ -139,18 +151,19 @@ export class FleetRegistry extends DurableObject<Env> {
   /**
    * A room's latest summary (at once on presence and state changes, at most every
    * FLEET_PUSH_MS for readings). Registers the device if it was not known yet.
-   * Answers nothing: rooms do not wait on it, and a read-back per push would be billed.
+   * Answers the alert defaults' version (from memory, no read): a room whose copy is older
+   * asks for them (alertDefaults), so defaults reach every room that pushes, at no extra call.
    */
-  update(id: string, patch: FleetPatch): void {
+  update(id: string, patch: FleetPatch): number {
     this.#sql.exec(
-      `INSERT INTO devices (id, online, last_seen, ip, fw, scale, temperature, reading_ts, last_seq, registered_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO devices (id, online, last_seen, ip, fw, scale, temperature, reading_ts, last_seq, registered_at, alerts)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen,
          ip = COALESCE(excluded.ip, devices.ip), fw = COALESCE(excluded.fw, devices.fw),
          scale = COALESCE(excluded.scale, devices.scale),
          temperature = COALESCE(excluded.temperature, devices.temperature),
          reading_ts = COALESCE(excluded.reading_ts, devices.reading_ts),
-         last_seq = COALESCE(excluded.last_seq, devices.last_seq)`,
+         last_seq = COALESCE(excluded.last_seq, devices.last_seq), alerts = excluded.alerts`,
       id,
       patch.online ? 1 : 0,
       patch.lastSeen,
@@ -161,7 +174,35 @@ export class FleetRegistry extends DurableObject<Env> {
       patch.readingTs,
       patch.lastSeq,
       Date.now(),
+      patch.alerts,
     );
+    return this.#alertDefaultsVersion;
+  }
+
+  /** This shard's copy of the fleet-wide alert defaults. */
+  alertDefaults(): AlertDefaults {
+    const row = this.#sql.exec<{ version: number; rules: string }>("SELECT version, rules FROM alert_defaults").toArray()[0];
+    return row ? { version: row.version, rules: JSON.parse(row.rules) as AlertDefaults["rules"] } : { version: 0, rules: [] };
+  }
+
+  /** Replace this shard's copy (the Worker writes the same defaults to every shard). */
+  setAlertDefaults(defaults: AlertDefaults): void {
+    this.#sql.exec(
+      "INSERT INTO alert_defaults (one, version, rules) VALUES (1, ?, ?) ON CONFLICT(one) DO UPDATE SET version = excluded.version, rules = excluded.rules",
+      defaults.version,
+      JSON.stringify(defaults.rules),
+    );
+    this.#alertDefaultsVersion = defaults.version;
+  }
+
+  /** Devices of this shard with alerts not yet cleared (a scan of the shard's rows; alerts are rare). */
+  alerting(limit: number): ActiveAlertsPage {
+    const devices = this.#sql
+      .exec<Pick<DeviceRow, "id" | "alerts" | "online" | "last_seen">>("SELECT id, alerts, online, last_seen FROM devices WHERE alerts > 0 ORDER BY id LIMIT ?", limit)
+      .toArray()
+      .map((r) => ({ id: r.id, alerts: r.alerts, online: r.online === 1, lastSeen: r.last_seen }));
+    const total = this.#sql.exec<{ n: number }>("SELECT count(*) AS n FROM devices WHERE alerts > 0").one().n;
+    return { devices, total };
   }
 
   get(id: string): DeviceSummary | null {
@@ -224,6 +265,7 @@ function summaryFromRow(row: DeviceRow): DeviceSummary {
     readingTs: row.reading_ts,
     lastSeq: row.last_seq,
     registeredAt: row.registered_at,
+    alerts: row.alerts ?? 0,
   };
 }
 
@@ -254,4 +296,30 @@ export async function listDevices(env: Env, query: DevicesQuery): Promise<Device
     next: merged.length > query.limit ? devices[devices.length - 1]!.id : null,
     total: answers.reduce((sum, a) => sum + a.count, 0),
   };
+}
+
+// ---------------------------------------------------------------------------
+// 4. Alerts across the fleet
+// ---------------------------------------------------------------------------
+
+/**
+ * `PUT /api/alerts/defaults/…`: the new defaults to every shard, in parallel. Rooms learn the
+ * new version with their next push (at once on a device's hello or presence change; with the
+ * alarm's push otherwise) and fetch the rules from their shard then. Sixteen rows per change,
+ * against no extra call per room per push: changes are rare, pushes are not.
+ */
+export async function setAlertDefaultsEverywhere(env: Env, defaults: AlertDefaults): Promise<void> {
+  await Promise.all(Array.from({ length: fleetShards(env) }, (_, i) => shardStub(env, i).setAlertDefaults(defaults)));
+}
+
+/** The defaults as shard 0 holds them (every shard holds the same once a change has succeeded). */
+export function alertDefaults(env: Env): Promise<AlertDefaults> {
+  return shardStub(env, 0).alertDefaults();
+}
+
+/** `GET /api/alerts`: devices with alerts not yet cleared, merged by id from every shard. */
+export async function listAlerting(env: Env, limit: number): Promise<ActiveAlertsPage> {
+  const answers = await Promise.all(Array.from({ length: fleetShards(env) }, (_, i) => shardStub(env, i).alerting(limit)));
+  const devices = answers.flatMap((a) => a.devices).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  return { devices: devices.slice(0, limit), total: answers.reduce((sum, a) => sum + a.total, 0) };
 }

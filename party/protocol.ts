@@ -167,6 +167,8 @@ export const DeviceSummary = z.strictObject({
   readingTs: Timestamp.nullable(),
   lastSeq: z.number().int().nullable(),
   registeredAt: Timestamp,
+  /** Alerts raised and not yet cleared (the room pushes the count with its summary). */
+  alerts: z.number().int().min(0),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummary>;
 
@@ -308,6 +310,199 @@ export const DashboardMessage = z.discriminatedUnion("type", [DashboardCommand])
 export type DashboardMessage = z.infer<typeof DashboardMessage>;
 
 // ---------------------------------------------------------------------------
+// Alerts: rules, alerts and their webhook deliveries (party/room/alerts.ts; docs/alerts.md)
+// ---------------------------------------------------------------------------
+
+export const ALERT_LIMITS = {
+  /** Rules one device may have of its own, and fleet-wide defaults (every room evaluates all of them). */
+  maxRules: 20,
+  /** A rule's duration: up to a week. */
+  maxForMs: 7 * 24 * 3_600_000,
+  /** Alerts and webhook deliveries a room keeps (newest); older ones are pruned as new ones come. */
+  keepAlerts: 200,
+  keepDeliveries: 200,
+} as const;
+
+/** Rule ids appear in URLs, webhook bodies and audit rows: lower-case and boring. */
+export const AlertRuleId = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,31}$/, "rule id: 1-32 of a-z 0-9 _ - (starting with a letter or digit)");
+
+/**
+ * Where a rule's alerts are POSTed. http(s) only, and no `user:password@`: the URL is shown in
+ * the API and logs, and the request is authenticated by its signature instead (docs/alerts.md).
+ */
+export const WebhookUrl = z
+  .string()
+  .max(500)
+  .refine((u) => {
+    try {
+      const url = new URL(u);
+      return (url.protocol === "https:" || url.protocol === "http:") && !url.username && !url.password;
+    } catch {
+      return false;
+    }
+  }, "webhook: an http(s) URL without user:password");
+
+const ForMs = z.number().int().min(0).max(ALERT_LIMITS.maxForMs);
+
+const ruleCommon = {
+  /** What people call it ("Freezer too warm"); the id when absent. */
+  name: Printable(80).optional(),
+  /** false: kept but not evaluated (a device rule with a default's id and `enabled: false` switches that default off here). */
+  enabled: z.boolean().default(true),
+  /** Overrides the deployment's ALERT_WEBHOOK_URL for this rule's alerts. */
+  webhook: WebhookUrl.optional(),
+};
+
+const thresholdRule = <K extends "above" | "below">(kind: K) =>
+  z.strictObject({
+    kind: z.literal(kind),
+    threshold: z.number().finite().min(LIMITS.minTemperature).max(LIMITS.maxTemperature),
+    /** The threshold's unit; readings in the other unit are converted before comparing. */
+    scale: Scale,
+    /** The condition must hold this long (by the readings' own times) before the alert is raised; 0: at once. */
+    forMs: ForMs.default(0),
+    /**
+     * Hysteresis: an `above` alert (or a breach still timing its duration) ends only once a reading is at or
+     * below `threshold − deadband` (`below`: at or above `threshold + deadband`), so noise around the threshold
+     * neither flaps an alert nor restarts its duration. In the rule's scale.
+     */
+    deadband: z.number().finite().min(0).max(50).default(0.5),
+    ...ruleCommon,
+  });
+
+const ruleBodies = [
+  thresholdRule("above"),
+  thresholdRule("below"),
+  /** No reading has arrived for `forMs` (a silent sensor, a dead agent, a device that is off). At least 1 s. */
+  z.strictObject({ kind: z.literal("no-data"), forMs: z.number().int().min(1000).max(ALERT_LIMITS.maxForMs), ...ruleCommon }),
+  /** The device has been offline (no socket, or a half-open one found by its heartbeat) for `forMs`. */
+  z.strictObject({ kind: z.literal("offline"), forMs: ForMs.default(0), ...ruleCommon }),
+] as const;
+
+/** `PUT /api/devices/:id/alerts/rules/:rule` and `PUT /api/alerts/defaults/:rule`: the rule, its id in the path. */
+export const AlertRuleBody = z.discriminatedUnion("kind", [...ruleBodies]);
+export type AlertRuleBody = z.infer<typeof AlertRuleBody>;
+
+export const AlertRule = z.discriminatedUnion("kind", [
+  ruleBodies[0].extend({ id: AlertRuleId }),
+  ruleBodies[1].extend({ id: AlertRuleId }),
+  ruleBodies[2].extend({ id: AlertRuleId }),
+  ruleBodies[3].extend({ id: AlertRuleId }),
+]);
+export type AlertRule = z.infer<typeof AlertRule>;
+export type AlertKind = AlertRule["kind"];
+
+/** A rule as `GET /api/devices/:id/alerts/rules` shows it: where it comes from and how late it can be. */
+export const AlertRuleView = z.strictObject({
+  rule: AlertRule,
+  /** `device`: this device's own; `default`: a fleet-wide default this device has not overridden. */
+  source: z.enum(["device", "default"]),
+  /**
+   * The longest time from the condition holding for `forMs` to the alert being raised, as the room
+   * runs now, nobody watching (watched, readings arrive at once): for thresholds the device's batching
+   * bound; for offline the heartbeat time-out and presence check; for no-data none (an alarm at the deadline).
+   */
+  latencyMs: z.number().int().min(0),
+  /** The same in words ("≤ 1 min 15 s after the 5 min: the device sends at least every 75 s"). */
+  latency: z.string().max(200),
+});
+export type AlertRuleView = z.infer<typeof AlertRuleView>;
+
+export const AlertRulesAnswer = z.strictObject({
+  rules: z.array(AlertRuleView),
+  /** The bound the device is asked to batch within while nobody watches (ms), rules included. */
+  unwatchedBatchingMs: z.number().int().min(0),
+});
+export type AlertRulesAnswer = z.infer<typeof AlertRulesAnswer>;
+
+/** Fleet-wide default rules (every room evaluates them unless it overrides one by id). */
+export const AlertDefaults = z.strictObject({
+  /** Changes on every change; rooms compare it to their cached copy. */
+  version: z.number().int().min(0),
+  rules: z.array(AlertRule).max(ALERT_LIMITS.maxRules),
+});
+export type AlertDefaults = z.infer<typeof AlertDefaults>;
+
+export const AlertStatus = z.enum(["active", "acknowledged", "cleared"]);
+export type AlertStatus = z.infer<typeof AlertStatus>;
+
+/** One alert: active → acknowledged → cleared (or active → cleared), with when each step happened. */
+export const AlertRecord = z.strictObject({
+  id: z.number().int().min(1),
+  device: DeviceId,
+  rule: AlertRuleId,
+  kind: z.enum(["above", "below", "no-data", "offline"]),
+  status: AlertStatus,
+  /** One line for people and webhooks: "71.2 °F above 70 °F for 5 min". */
+  message: z.string().max(300),
+  /** When the condition began: the first breaching reading's time for thresholds; the last reading / going offline otherwise. */
+  since: Timestamp,
+  raisedAt: Timestamp,
+  acknowledgedAt: Timestamp.nullable(),
+  acknowledgedBy: z.string().max(80).nullable(),
+  clearedAt: Timestamp.nullable(),
+  /** The reading that raised it (thresholds), in its own scale. */
+  value: z.number().nullable(),
+  scale: Scale.nullable(),
+});
+export type AlertRecord = z.infer<typeof AlertRecord>;
+
+export const AlertEvent = z.enum(["alert.raised", "alert.acknowledged", "alert.cleared"]);
+export type AlertEvent = z.infer<typeof AlertEvent>;
+
+/**
+ * The JSON body POSTed to a webhook. Signed: header `X-IoT-Signature: t=<ms>,v1=<hex>` where `<hex>` is
+ * HMAC-SHA256(ALERT_WEBHOOK_SECRET, `<t>.<body>`); `X-IoT-Delivery` is the delivery's id (the same on retries).
+ */
+export const WebhookPayload = z.strictObject({
+  event: AlertEvent,
+  delivery: z.string().max(64),
+  device: DeviceId,
+  alert: AlertRecord,
+  rule: AlertRule.nullable(),
+  /** When the event happened (the same on every retry; the signature's `t` is the attempt's). */
+  at: Timestamp,
+});
+export type WebhookPayload = z.infer<typeof WebhookPayload>;
+
+export const DeliveryAttempt = z.strictObject({
+  at: Timestamp,
+  /** The webhook's HTTP status; null when there was none (a time-out, a refused connection). */
+  status: z.number().int().nullable(),
+  error: z.string().max(200).nullable(),
+  ms: z.number().int().min(0),
+});
+export type DeliveryAttempt = z.infer<typeof DeliveryAttempt>;
+
+export const WebhookDelivery = z.strictObject({
+  id: z.string().max(64),
+  alert: z.number().int().min(1),
+  event: AlertEvent,
+  url: z.string().max(500),
+  status: z.enum(["pending", "delivered", "failed"]),
+  attempts: z.array(DeliveryAttempt),
+  /** When the next try goes (pending only). */
+  nextAttemptAt: Timestamp.nullable(),
+  createdAt: Timestamp,
+});
+export type WebhookDelivery = z.infer<typeof WebhookDelivery>;
+
+/** `GET /api/devices/:id/alerts`: alerts not yet cleared, then history (newest first), then webhook deliveries. */
+export const DeviceAlerts = z.strictObject({
+  active: z.array(AlertRecord),
+  history: z.array(AlertRecord),
+  deliveries: z.array(WebhookDelivery),
+});
+export type DeviceAlerts = z.infer<typeof DeviceAlerts>;
+
+/** `GET /api/alerts`: devices with alerts not yet cleared, from the fleet shards' rows. */
+export const ActiveAlertsPage = z.strictObject({
+  devices: z.array(z.strictObject({ id: DeviceId, alerts: z.number().int().min(1), online: z.boolean(), lastSeen: Timestamp.nullable() })),
+  total: z.number().int().min(0),
+});
+export type ActiveAlertsPage = z.infer<typeof ActiveAlertsPage>;
+
+// ---------------------------------------------------------------------------
 // Room → dashboard
 // ---------------------------------------------------------------------------
 
@@ -341,12 +536,19 @@ export const CommandUpdateMessage = z.strictObject({
   command: CommandRecord,
 });
 
+/** An alert was raised, acknowledged or cleared on this device. */
+export const AlertMessage = z.strictObject({
+  type: z.literal("alert"),
+  alert: AlertRecord,
+});
+
 export const ToDashboardMessage = z.discriminatedUnion("type", [
   SnapshotMessage,
   ReadingsMessage,
   PresenceMessage,
   StateMessage,
   CommandUpdateMessage,
+  AlertMessage,
   ErrorMessage,
 ]);
 export type ToDashboardMessage = z.infer<typeof ToDashboardMessage>;
@@ -564,6 +766,11 @@ export const AuditAction = z.enum([
   "device.revoke",
   "device.command",
   "device.batching",
+  "alert.rule.set",
+  "alert.rule.delete",
+  "alert.default.set",
+  "alert.default.delete",
+  "alert.acknowledge",
 ]);
 export type AuditAction = z.infer<typeof AuditAction>;
 

@@ -8,11 +8,14 @@ interface Env {
   ADMIN_TOKEN: string;
   /** Optional read-only sign-in token and API key; ≥ 24 characters. */
   VIEWER_TOKEN?: string;
+  /** Key of the alert webhooks' HMAC-SHA256 signature (docs/alerts.md); without it no webhook is sent. */
+  ALERT_WEBHOOK_SECRET?: string;
 }
 declare namespace Cloudflare {
   interface Env {
     SESSION_SECRET: string;
     ADMIN_TOKEN: string;
     VIEWER_TOKEN?: string;
+    ALERT_WEBHOOK_SECRET?: string;
   }
 }

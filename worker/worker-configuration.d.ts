@@ -21,6 +21,9 @@ interface __BaseEnv_Env {
 	FLEET_PUSH_MS: string;
 	FLEET_SHARDS: string;
 	LOG_READINGS: string;
+	ALERT_WEBHOOK_URL: string;
+	ALERT_RETRY_BASE_MS: string;
+	ALERT_WEBHOOK_TIMEOUT_MS: string;
 	FRAME_RATE: string;
 	FRAME_BURST: string;
 	TRUST_PROXY: string;
@@ -41,7 +44,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "GROUP_COMMIT_MS" | "GROUP_COMMIT_READINGS" | "PRESENCE_CHECK_MS" | "UNWATCHED_BATCH_MS" | "UNWATCHED_CHECK_MS" | "FLEET_PUSH_MS" | "FLEET_SHARDS" | "LOG_READINGS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "LOCAL_ENDPOINT">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "GROUP_COMMIT_MS" | "GROUP_COMMIT_READINGS" | "PRESENCE_CHECK_MS" | "UNWATCHED_BATCH_MS" | "UNWATCHED_CHECK_MS" | "FLEET_PUSH_MS" | "FLEET_SHARDS" | "LOG_READINGS" | "ALERT_WEBHOOK_URL" | "ALERT_RETRY_BASE_MS" | "ALERT_WEBHOOK_TIMEOUT_MS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "LOCAL_ENDPOINT">> {}
 }
 declare module "*.txt" {
 	const value: string;

@@ -16,6 +16,11 @@ const ACTIONS: Record<AuditAction, string> = {
   "device.revoke": "revoked a device's token",
   "device.command": "sent a command",
   "device.batching": "changed batching",
+  "alert.rule.set": "set an alert rule",
+  "alert.rule.delete": "removed an alert rule",
+  "alert.default.set": "set a default alert rule",
+  "alert.default.delete": "removed a default alert rule",
+  "alert.acknowledge": "acknowledged an alert",
 };
 
 export function actionText(action: AuditAction): string {

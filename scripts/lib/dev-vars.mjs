@@ -8,6 +8,7 @@ export const SECRETS = {
   SESSION_SECRET: () => randomBytes(32).toString("base64url"),
   ADMIN_TOKEN: () => `op_${randomBytes(24).toString("base64url")}`,
   VIEWER_TOKEN: () => `view_${randomBytes(24).toString("base64url")}`,
+  ALERT_WEBHOOK_SECRET: () => `whsec_${randomBytes(32).toString("base64url")}`,
 };
 
 export function parseDevVars(text) {

@@ -71,7 +71,7 @@ describe("GET /api/devices: pages", () => {
     const id = uniqueId("busy");
     await register(id);
     // Pushes as a room makes them (an update of a known device must not count it again).
-    const patch = { online: true, lastSeen: Date.now(), ip: null, fw: "1.0.0", scale: "F" as const, temperature: 70, readingTs: Date.now(), lastSeq: 1 };
+    const patch = { online: true, lastSeen: Date.now(), ip: null, fw: "1.0.0", scale: "F" as const, temperature: 70, readingTs: Date.now(), lastSeq: 1, alerts: 0 };
     for (let seq = 1; seq <= 3; seq++) await fleetFor(env, id).update(id, { ...patch, lastSeq: seq, online: seq !== 2 });
     const pages = await allPages("", 7);
     const seen = pages.flatMap((p) => p.devices.map((d) => d.id));

@@ -15,7 +15,7 @@
  *   POST /api/devices/:id/revoke                    operator; the device is cut off now
  *   POST /api/tickets          {device}             device (its own room), viewer, operator → {ticket, path}
  *
- * Accounts, sessions and the audit trail: worker/routes/accounts.ts. Every change here is
+ * Accounts, sessions and the audit trail: worker/routes/accounts.ts; alert rules and alerts: worker/routes/alerts.ts. Every change here is
  * recorded in the audit trail (worker/audit.ts) once it has succeeded.
  */
 import { Hono } from "hono";
@@ -41,6 +41,7 @@ import { clientIp, rateLimit } from "../rate-limit";
 import { issueTicket } from "../tickets";
 import { validate, validateJson } from "../validate";
 import { accounts } from "./accounts";
+import { alerts } from "./alerts";
 
 const DeviceParam = z.object({ id: DeviceId });
 
@@ -195,4 +196,5 @@ export const api = new Hono<AuthEnv>()
       return c.json({ ...ticket, path: `/parties/device/${body.device}` } satisfies TicketResponse);
     },
   )
-  .route("/", accounts);
+  .route("/", accounts)
+  .route("/", alerts);
