@@ -136,7 +136,8 @@ export class Agent {
     });
     this.#log.info(
       `Device ${c.id}: ${this.#sensor.name} sensor, every ${this.#desired.intervalMs} ms in °${this.#desired.scale}; ` +
-        `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next})`,
+        `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next}; ` +
+        `${this.#outbox.spillMs === 0 ? "strict: every reading on disk" : `memory first: on disk when unacked for ${this.#outbox.spillMs / 1000} s`})`,
     );
     this.#scheduleSample(0);
     if (c.quiet) {
@@ -154,7 +155,9 @@ export class Agent {
    */
   #openOutbox(): Outbox {
     const c = this.config;
-    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs };
+    // Memory first unless strict (every reading on disk before it is sent): see the top of outbox.ts.
+    const spillMs = c.outbox === "strict" ? 0 : c.spillMs;
+    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs, spillMs, spillMax: c.spillMax };
     const main = new Outbox(join(c.stateDir, "outbox.sqlite"), opts);
     if (main.claimSource(c.sensor)) return main;
     main.close();

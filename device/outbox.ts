@@ -1,25 +1,46 @@
 /**
- * The outbox: every reading is numbered and written to disk before it is
- * sent, and stays until the room acks it (DESIGN.md, contract 1).
+ * The outbox: every reading is numbered before it is sent, and stays until the
+ * room acks it (DESIGN.md, contract 1).
  *
  * Storage: Node 22's built-in SQLite (`node:sqlite`), one file per device:
  *  - no dependency and no native addon to build on the Pi;
- *  - every append is one transaction: a reading is in the file whole or not at
+ *  - every write is one transaction: a reading is in the file whole or not at
  *    all, whatever moment a `kill -9` or a power cut strikes;
- *  - WAL journal with `synchronous = FULL`: each commit fsyncs the WAL before
- *    `append` returns, so a committed reading survives a power cut. What a
- *    power cut may lose is the one reading being written at that instant
- *    (its transaction rolls back on the next open), plus whatever an SD card
- *    that acknowledges a flush before it has written it throws away. At 1 Hz
- *    that is one small fsync a second, well within an SD card's means.
+ *  - WAL journal with `synchronous = FULL`: each commit fsyncs the WAL before it
+ *    returns, so a committed reading survives a power cut (unless the SD card
+ *    acknowledges a flush it has not written);
  *  - `seq` is `INTEGER PRIMARY KEY AUTOINCREMENT`: SQLite never hands out a
- *    value twice, even after the rows below it are pruned, so seqs stay
- *    monotonic across restarts without a separate counter.
+ *    value twice, even after the rows below it are pruned.
+ *
+ * Memory first (the default; issue 13, "an outbox an SD card survives"). Writing
+ * every reading cost ~21 KB of SD-card writes per reading (insert, fsync, delete,
+ * fsync, checkpoints: ~1.9 GB a day at 1 Hz) for readings the room acks within
+ * seconds. So a new reading is held in memory, and only what is not acked within
+ * `spillMs` (30 s), or once `spillMax` (300) readings wait, is *spilled*: everything
+ * memory holds, in seq order, in one transaction. An ack removes readings from
+ * memory or disk, whichever holds them; a clean stop (`close`) spills what is left.
+ *  - Why 30 s: the room acks after its group commit, at most GROUP_COMMIT_MS (15 s)
+ *    after a reading arrives while watched (docs/write-path.md); 30 s is twice that,
+ *    the sender's ACK_TIMEOUT_MS, so a watched, connected device spills nothing.
+ *    Unwatched, the sender holds readings for the room's batching delay (5 min by
+ *    default): then everything is spilled in groups of 30 s, and deleted in one
+ *    transaction per ack. Offline: groups of 30 s, deleted after the catch-up.
+ *  - What a power cut (or `kill -9`) can lose: the readings held only in memory,
+ *    at most the last `spillMs` of readings and never more than `spillMax`, and of
+ *    those only the ones the room had not received (a live reading reaches the room
+ *    at once; it commits what a closed socket sent). `strict` (spillMs 0) writes
+ *    every reading before it is sent, as before: nothing committed is lost.
+ *  - Seqs are never given twice: a reading acked from memory never touches the disk,
+ *    so the highest seq handed out is written now and then (`issued`, every
+ *    ISSUED_EVERY readings, one small write); after a crash numbering resumes after
+ *    it, and the room's ack on `hello` (past anything it stored) moves it further
+ *    (see `ack`). Readings lost from memory leave no gap: their seqs are given to the
+ *    next readings unless the room holds them.
  *
  * Seqs in the outbox are always contiguous (only a prefix is ever removed: by
  * ack, or by the drop-oldest policy), so its size is `next - oldest`.
  *
- * Bound: at most `maxReadings` rows (default 1,000,000: 11.5 days at 1 Hz, about
+ * Bound: at most `maxReadings` readings (default 1,000,000: 11.5 days at 1 Hz, about
  * 26 MB on disk). When full, the oldest readings are dropped to make room, counted in
  * `dropped` (persisted, reported to the room as `state.dropped`) and logged.
  * The room learns what is gone from `hello.oldest` and counts it as lost.
@@ -66,6 +87,15 @@ export const DEFAULT_OUTBOX_MAX = 1_000_000;
 export const DEFAULT_MEMORY_MAX = 5_000;
 /** While the disk refuses writes, it is tried again at most this often. */
 export const STORAGE_RETRY_MS = 10_000;
+/**
+ * Readings not acked this long are written to disk (twice the room's 15 s group commit;
+ * see the top of this file). 0 is strict: every reading written before it is sent.
+ */
+export const DEFAULT_SPILL_MS = 30_000;
+/** ...and at most this many wait in memory (30 s at the fastest sample interval, 100 ms). */
+export const DEFAULT_SPILL_MAX = 300;
+/** The highest seq handed out reaches the disk at least every this many readings (~17 min at 1 Hz). */
+export const ISSUED_EVERY = 1_000;
 
 export type OutboxOptions = {
   maxReadings?: number;
@@ -73,8 +103,12 @@ export type OutboxOptions = {
   memoryMax?: number;
   /** How often a refused disk is tried again (default STORAGE_RETRY_MS). */
   retryMs?: number;
+  /** Unacked readings older than this are written to disk (default DEFAULT_SPILL_MS; 0: strict, every reading written at once). */
+  spillMs?: number;
+  /** ...or once this many wait in memory (default DEFAULT_SPILL_MAX). */
+  spillMax?: number;
   log: Logger;
-  /** Injectable clock for the throttles. */
+  /** Injectable clock (ms) for the throttles and the spill deadline. */
   now?: () => number;
 };
 
@@ -97,6 +131,9 @@ export class Outbox {
   readonly path: string;
   readonly maxReadings: number;
   readonly memoryMax: number;
+  /** 0: strict (every reading written at once). */
+  readonly spillMs: number;
+  readonly spillMax: number;
   #stream: string;
   #db: DatabaseSync | null = null;
   #st: Statements | null = null;
@@ -109,8 +146,16 @@ export class Outbox {
   #next = 1;
   #dropped = 0;
   #closed = false;
-  /** Numbered readings the disk refused: contiguous seqs, all above every row on disk. */
+  /** Numbered readings not on disk (not spilled yet, or refused by the disk): contiguous seqs, all above every row on disk. */
   #memory: Reading[] = [];
+  /** When each reading in `#memory` was appended (`#now`), for the spill deadline. */
+  #memoryAt: number[] = [];
+  /** The highest seq the file knows was handed out (its sqlite_sequence or `issued`). */
+  #diskIssued = 0;
+  #spillTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The `issued` value in `#pendingMeta`, if any (it counts once written). */
+  #pendingIssued: string | undefined;
+  #now: () => number;
   /** Meta values (desired state, the drop count) the disk refused, written with the next good write. */
   #pendingMeta = new Map<string, string>();
   /** Acks or drops moved `#oldest` but their DELETE has not reached the disk yet. */
@@ -126,9 +171,14 @@ export class Outbox {
     this.path = path;
     this.maxReadings = opts.maxReadings ?? DEFAULT_OUTBOX_MAX;
     this.memoryMax = opts.memoryMax ?? DEFAULT_MEMORY_MAX;
-    for (const [name, v] of [["maxReadings", this.maxReadings], ["memoryMax", this.memoryMax]] as const) {
+    this.spillMs = opts.spillMs ?? DEFAULT_SPILL_MS;
+    // Memory holds at most memoryMax while the disk refuses writes; a spill comes before that.
+    this.spillMax = Math.min(opts.spillMax ?? DEFAULT_SPILL_MAX, this.memoryMax);
+    for (const [name, v] of [["maxReadings", this.maxReadings], ["memoryMax", this.memoryMax], ["spillMax", this.spillMax]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`outbox: ${name} must be a positive integer, got ${v}`);
     }
+    if (!Number.isInteger(this.spillMs) || this.spillMs < 0) throw new Error(`outbox: spillMs must be a whole number of ms ≥ 0, got ${this.spillMs}`);
+    this.#now = opts.now ?? (() => performance.now());
     this.#log = opts.log;
     this.#dropLogGate = throttle(60_000, opts.now);
     this.#retryGate = throttle(opts.retryMs ?? STORAGE_RETRY_MS, opts.now);
@@ -167,7 +217,7 @@ export class Outbox {
     return this.#problem;
   }
 
-  /** Readings held only in memory now (numbered, not yet on disk). */
+  /** Readings held only in memory now (numbered, not yet on disk: not spilled yet, or refused by the disk). */
   get inMemory(): number {
     return this.#memory.length;
   }
@@ -178,8 +228,9 @@ export class Outbox {
   }
 
   /**
-   * Number a reading and make it durable (one fsynced transaction); when the disk
-   * refuses, hold it in memory instead. When the outbox is full the oldest
+   * Number a reading and hold it in memory; strict (spillMs 0), or once a spill is
+   * due, write memory to disk in one fsynced transaction. When the disk refuses,
+   * memory holds it (at most memoryMax). When the outbox is full the oldest
    * readings go first. Throws ReadingRefused only when the disk refuses and memory is full.
    */
   append(reading: NewReading): Reading {
@@ -187,20 +238,31 @@ export class Outbox {
     if (overflow > 0) this.#dropOldest(overflow);
     const stored: Reading = { seq: this.#next, ...reading };
     if (this.#problem !== undefined && this.#retryGate()) this.#recover();
-    // Seq given explicitly: after an ack past `next` (see ack) SQLite's own counter is behind.
-    if (this.#problem === undefined && this.#tryWrite(() => this.#commitPending(() => this.#st!.insert.run(stored.seq, stored.ts, stored.temperature, stored.scale)))) {
-      this.#next = stored.seq + 1;
-      return stored;
-    }
-    if (this.#memory.length >= this.memoryMax) {
+    if (this.#problem !== undefined && this.#memory.length >= this.memoryMax) {
       this.#refused++;
       if (this.#refused === 1) this.#log.error(`Outbox: memory full too (${this.memoryMax} readings): new readings are lost until the disk takes writes again`);
       this.#problem = this.#describe(this.#problemCause);
       throw new ReadingRefused(this.#problem);
     }
     this.#memory.push(stored);
+    this.#memoryAt.push(this.#now());
     this.#next = stored.seq + 1;
+    if (this.#problem === undefined) {
+      if (this.#spillDue()) this.#tryWrite(() => this.#commitPending());
+      else if (stored.seq - this.#diskIssued >= ISSUED_EVERY) this.#markIssued();
+    }
+    this.#armSpill();
     return stored;
+  }
+
+  /** Write what memory holds to disk now (one transaction); false when the disk refuses. */
+  spill(): boolean {
+    if (this.#closed || this.#memory.length === 0) return true;
+    if (this.#problem !== undefined) {
+      this.#recover();
+      return this.#problem === undefined;
+    }
+    return this.#tryWrite(() => this.#commitPending());
   }
 
   /** Up to `limit` readings with seq > `after`, in seq order (≤ LIMITS.maxBatch by default): disk first, then memory. */
@@ -233,7 +295,8 @@ export class Outbox {
    */
   ack(seq: number): number {
     if (seq >= this.#next) {
-      if (seq < this.#next + this.memoryMax) {
+      // A crash loses at most memoryMax readings held for a full disk, or those numbered since `issued` was last written.
+      if (seq < this.#next + this.memoryMax + ISSUED_EVERY) {
         this.#log.warn(`Outbox: the room acked seq ${seq}, past this outbox's last (${this.#next - 1}); numbering continues after it`);
         this.#next = seq + 1;
       } else {
@@ -242,11 +305,12 @@ export class Outbox {
     }
     if (seq < this.#oldest) return 0;
     const removed = seq - this.#oldest + 1;
+    // Rows on disk are the seqs below the first in memory: an ack that reaches none of them costs no write.
+    if (this.#oldest < (this.#memory[0]?.seq ?? this.#next)) this.#pruneDue = true;
     this.#oldest = seq + 1;
     this.#forgetBelow(this.#oldest);
-    this.#pruneDue = true;
     if (this.#problem !== undefined && this.#retryGate()) this.#recover();
-    if (this.#problem === undefined && this.#tryWrite(() => this.#st!.deleteBelow.run(this.#oldest))) this.#pruneDue = false;
+    if (this.#problem === undefined && this.#pruneDue && this.#tryWrite(() => this.#st!.deleteBelow.run(this.#oldest))) this.#pruneDue = false;
     return removed;
   }
 
@@ -259,7 +323,7 @@ export class Outbox {
     const recorded = this.#meta("source");
     if (recorded !== undefined) return recorded === source;
     this.#pendingMeta.set("source", source);
-    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending());
+    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending(false));
     return true;
   }
 
@@ -286,15 +350,21 @@ export class Outbox {
   /** Persisted with the next write the disk takes, if it refuses this one; read back at once either way. */
   setJson(key: string, value: unknown): void {
     this.#pendingMeta.set(`json:${key}`, JSON.stringify(value));
-    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending());
+    // Meta only: readings held in memory are not due because the desired state changed.
+    if (this.#problem === undefined) this.#tryWrite(() => this.#commitPending(false));
   }
 
   close(): void {
     // Own flag rather than DatabaseSync#isOpen, which Node 22.13 (the oldest this supports) lacks.
     if (this.#closed) return;
-    this.#closed = true;
-    // Space may have come back since the last try: one more, then say what is lost.
+    clearTimeout(this.#spillTimer);
+    // A clean stop loses nothing: what memory holds goes to disk (space may also have come back
+    // since the last try); then say what is lost.
     if (this.#problem !== undefined) this.#recover();
+    else if (this.#memory.length > 0 && this.#st) this.#tryWrite(() => this.#commitPending());
+    // Readings acked from memory never reached the file: it learns the last seq, so the next run numbers after it.
+    if (this.#problem === undefined && this.#st && this.#next - 1 > this.#diskIssued) this.#markIssued();
+    this.#closed = true;
     if (this.#memory.length > 0) {
       this.#log.error(`Outbox: ${this.#memory.length} readings held in memory (seq ${this.#memory[0]!.seq}-${this.#next - 1}) are lost: ${this.#problem}`);
     }
@@ -335,7 +405,10 @@ export class Outbox {
         deleteBelow: db.prepare("DELETE FROM readings WHERE seq < ?"),
       };
       const fileStream = (st.getMeta.get("stream") as { value: string } | undefined)?.value;
-      const last = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").get() as { seq: number } | undefined)?.seq ?? 0;
+      const inserted = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").get() as { seq: number } | undefined)?.seq ?? 0;
+      // Memory first: readings acked from memory never became rows; `issued` says how far numbering went.
+      const last = Math.max(inserted, Number((st.getMeta.get("issued") as { value: string } | undefined)?.value ?? 0));
+      this.#diskIssued = last;
       const min = (db.prepare("SELECT MIN(seq) AS m FROM readings").get() as { m: number | null }).m;
       // Seqs given out before the file opened (it could not be read at start) are this run's stream.
       const started = this.#next > 1;
@@ -384,21 +457,60 @@ export class Outbox {
   }
 
   /**
-   * One transaction: everything the disk refused before (the prune and drop count, the
-   * meta values, then the readings held in memory, in seq order), then `extra`.
+   * One transaction: the prune and the meta values not written yet (drop count, desired
+   * state, `issued`), then every reading memory holds, in seq order: a spill, and what
+   * a disk that refused writes gets once it takes them again.
    * Throws (nothing written) when the disk refuses.
    */
-  #commitPending(extra?: () => void): void {
+  #commitPending(withReadings = true): void {
     const st = this.#st!;
+    const readings = withReadings ? this.#memory : [];
     this.#transaction(() => {
       if (this.#pruneDue) st.deleteBelow.run(this.#oldest);
       for (const [key, value] of this.#pendingMeta) st.setMeta.run(key, value);
-      for (const r of this.#memory) st.insert.run(r.seq, r.ts, r.temperature, r.scale);
-      extra?.();
+      // Seq given explicitly: after an ack past `next` (see ack) SQLite's own counter is behind.
+      for (const r of readings) st.insert.run(r.seq, r.ts, r.temperature, r.scale);
     });
     this.#pruneDue = false;
     this.#pendingMeta.clear();
-    this.#memory = [];
+    const issued = Math.max(readings.at(-1)?.seq ?? 0, Number(this.#pendingIssued ?? 0));
+    if (issued > this.#diskIssued) this.#diskIssued = issued;
+    this.#pendingIssued = undefined;
+    if (withReadings) {
+      this.#memory = [];
+      this.#memoryAt = [];
+    }
+  }
+
+  /** Due: the oldest reading in memory has waited `spillMs` unacked (always, when strict), or `spillMax` wait. */
+  #spillDue(): boolean {
+    const first = this.#memoryAt[0];
+    return first !== undefined && (this.#memory.length >= this.spillMax || this.#now() - first >= this.spillMs);
+  }
+
+  /**
+   * A timer for the oldest reading's deadline, so readings are spilled on time even when
+   * no new one comes (a sensor gone missing) and nothing is acked (the link down).
+   */
+  #armSpill(): void {
+    if (this.#spillTimer !== undefined || this.#closed || this.#memoryAt.length === 0 || this.#problem !== undefined) return;
+    const wait = Math.max(0, this.#memoryAt[0]! + this.spillMs - this.#now());
+    this.#spillTimer = setTimeout(() => {
+      this.#spillTimer = undefined;
+      if (this.#closed || this.#problem !== undefined) return;
+      if (this.#spillDue()) this.#tryWrite(() => this.#commitPending());
+      this.#armSpill();
+    }, wait);
+    // The timer never keeps a process alive: close() spills whatever is left.
+    this.#spillTimer.unref?.();
+  }
+
+  /** One small write: the highest seq handed out, so a crash never makes the next run reuse a seq the room keeps. */
+  #markIssued(): void {
+    this.#pendingIssued = String(this.#next - 1);
+    this.#pendingMeta.set("issued", this.#pendingIssued);
+    // Meta only: the readings in memory stay there (they are not due).
+    this.#tryWrite(() => this.#commitPending(false));
   }
 
   /**
@@ -516,7 +628,10 @@ export class Outbox {
   #forgetBelow(seq: number): void {
     let n = 0;
     while (n < this.#memory.length && this.#memory[n]!.seq < seq) n++;
-    if (n > 0) this.#memory = this.#memory.slice(n);
+    if (n > 0) {
+      this.#memory = this.#memory.slice(n);
+      this.#memoryAt = this.#memoryAt.slice(n);
+    }
   }
 }
 

@@ -2,6 +2,7 @@ import { createServer } from "node:http";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { DatabaseSync } from "node:sqlite";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocketServer, type WebSocket } from "ws";
 import { DesiredState, DeviceMessage, PING, PONG } from "../../../party/protocol.ts";
@@ -293,6 +294,51 @@ describe("agent", () => {
       }
     } finally {
       disk.unmount();
+    }
+  });
+
+  it("memory first (the default): the room acking at once, no reading reaches the outbox file; strict writes every one; a stop offline writes what memory holds", async () => {
+    const onDisk = (stateDir: string) => {
+      const db = new DatabaseSync(join(stateDir, "outbox.sqlite"), { readOnly: true });
+      try {
+        const inserted = (db.prepare("SELECT seq FROM sqlite_sequence WHERE name = 'readings'").get() as { seq: number } | undefined)?.seq ?? 0;
+        const rows = (db.prepare("SELECT seq FROM readings ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
+        const issued = (db.prepare("SELECT value FROM meta WHERE key = 'issued'").get() as { value: string } | undefined)?.value;
+        return { inserted, rows, issued };
+      } finally {
+        db.close();
+      }
+    };
+    const run = async (name: string, extra: Partial<AgentConfig>) => {
+      stored.clear(); // a new stream: the stand-in room keeps one seq set for all of them
+      const config: AgentConfig = {
+        endpoint, id: "agent-1", ip: "192.168.1.19", sensor: "simulated", simulate: true, i2cBus: 1, i2cAddress: 0x48, tmp102Rate: 4,
+        tmp102Extended: false, led: false, ledGpio: 12, stateDir: join(dir, `state-outbox-${name}`), outboxMax: 1000, scale: "F",
+        intervalMs: 100, backoffMaxMs: 1000, quiet: true, ...extra,
+      };
+      const agent = new Agent(config, { log: memoryLogger() });
+      await agent.start();
+      try {
+        await expect.poll(() => agent.outbox.next, { timeout: 5_000 }).toBeGreaterThan(15);
+      } finally {
+        await agent.stop();
+      }
+      return { last: agent.outbox.next - 1, file: onDisk(config.stateDir) };
+    };
+
+    const memory = await run("memory", {});
+    // Before: every reading inserted (and deleted at its ack); now none, and the file knows how far numbering went.
+    expect(memory.file).toEqual({ inserted: 0, rows: [], issued: String(memory.last) });
+    const strict = await run("strict", { outbox: "strict" });
+    expect(strict.file.inserted).toBe(strict.last);
+    expect(strict.file.rows).toEqual([]); // all acked and pruned
+
+    configDown = true; // no endpoint: nothing acked, nothing sent
+    try {
+      const offline = await run("offline", {});
+      expect(offline.file.rows).toEqual(Array.from({ length: offline.last }, (_, i) => i + 1));
+    } finally {
+      configDown = false;
     }
   });
 

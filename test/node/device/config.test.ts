@@ -36,6 +36,14 @@ describe("configuration loader", () => {
     expect(config.stateDir).toMatch(/device\/\.state\/raspberrypi$/);
   });
 
+  it("the outbox: memory first by default (30 s, 300 readings), strict by flag or IOT_OUTBOX, the spill bound by IOT_SPILL_MS; nonsense refused", () => {
+    expect(load([]).config).toMatchObject({ outbox: "memory", spillMs: 30_000, spillMax: 300 });
+    expect(load(["--outbox", "strict"]).config.outbox).toBe("strict");
+    expect(load([], { IOT_OUTBOX: "strict", IOT_SPILL_MS: "10000", IOT_SPILL_MAX: "50" }).config).toMatchObject({ outbox: "strict", spillMs: 10_000, spillMax: 50 });
+    expect(() => load(["--outbox", "sometimes"])).toThrow(/outbox: memory or strict/);
+    expect(() => load(["--spill-ms", "-1"])).toThrow(ConfigError);
+  });
+
   it("under systemd (INVOCATION_ID set) leaves out the per-reading line unless asked; interactive runs keep it", () => {
     expect(load([]).config.quiet).toBe(false);
     expect(load([], { INVOCATION_ID: "0b1c2d3e" }).config.quiet).toBe(true);

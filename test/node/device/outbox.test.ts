@@ -1,11 +1,11 @@
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { DesiredState } from "../../../party/protocol.ts";
-import { Outbox, ReadingRefused } from "../../../device/outbox.ts";
+import { DEFAULT_SPILL_MS, ISSUED_EVERY, Outbox, ReadingRefused } from "../../../device/outbox.ts";
 import { memoryLogger } from "./fakes.ts";
 import { mountSmallDisk } from "./tmpfs.ts";
 
@@ -103,11 +103,11 @@ describe("outbox", () => {
     again.close();
   });
 
-  it("recovers after a kill -9 in the middle of writing: every committed reading is there, nothing torn, seqs contiguous", async () => {
+  it("strict: recovers after a kill -9 in the middle of writing: every committed reading is there, nothing torn, seqs contiguous", async () => {
     const path = fresh();
     let stream: string | undefined;
     for (let round = 0; round < 3; round++) {
-      const { lastCommitted, streamLine } = await writeUntilKilled(path, 100 * (round + 1));
+      const { last: lastCommitted, streamLine } = await writeUntilKilled(path, "strict", "committed", 100 * (round + 1));
       stream ??= streamLine;
       expect(streamLine).toBe(stream);
       const db = new DatabaseSync(path);
@@ -125,13 +125,172 @@ describe("outbox", () => {
   });
 });
 
-/** Run the writer child until it has committed at least `atLeast` readings, then SIGKILL it. */
-function writeUntilKilled(path: string, atLeast: number): Promise<{ lastCommitted: number; streamLine: string }> {
+/** Bytes in the outbox's WAL now (0 when there is none yet). */
+const walBytes = (path: string) => (existsSync(`${path}-wal`) ? statSync(`${path}-wal`).size : 0);
+/** The file's rows, read after the outbox closed (it holds an exclusive lock while open). */
+function rowsOnDisk(path: string): { seqs: number[]; issued: string | undefined } {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const seqs = (db.prepare("SELECT seq FROM readings ORDER BY seq").all() as { seq: number }[]).map((r) => r.seq);
+    const issued = (db.prepare("SELECT value FROM meta WHERE key = 'issued'").get() as { value: string } | undefined)?.value;
+    return { seqs, issued };
+  } finally {
+    db.close();
+  }
+}
+
+describe("outbox, memory first (the default)", () => {
+  /** A clock the test moves by hand: the spill deadline is checked against it. */
+  const clock = () => {
+    const c = { t: 0, now: () => c.t };
+    return c;
+  };
+
+  it("is the default, and strict is spillMs 0", () => {
+    const a = new Outbox(fresh(), { log: memoryLogger() });
+    expect(a.spillMs).toBe(DEFAULT_SPILL_MS);
+    a.close();
+    const b = new Outbox(fresh(), { log: memoryLogger(), spillMs: 0 });
+    b.append(reading(0));
+    expect(b.inMemory).toBe(0); // strict: on disk before append returns
+    b.close();
+  });
+
+  it("readings acked promptly never touch the disk: the WAL does not grow, and the file learns only how far numbering went", () => {
+    const path = fresh();
+    const c = clock();
+    const outbox = new Outbox(path, { log: memoryLogger(), now: c.now });
+    const wal = walBytes(path);
+    for (let i = 0; i < 200; i++) {
+      c.t += 1000;
+      const r = outbox.append(reading(i));
+      // The room acks 15 s late (its group commit while watched): still inside the 30 s bound.
+      if (r.seq > 15) outbox.ack(r.seq - 15);
+    }
+    expect(outbox.inMemory).toBe(15);
+    expect(walBytes(path)).toBe(wal); // before: ~21 KB written per reading
+    outbox.ack(200);
+    expect(outbox.size).toBe(0);
+    outbox.close();
+    expect(rowsOnDisk(path)).toEqual({ seqs: [], issued: "200" });
+    const again = new Outbox(path, { log: memoryLogger() });
+    expect(again.append(reading(200)).seq).toBe(201); // never 1 again: seqs are not reused
+    again.close();
+  });
+
+  it("writes what is not acked within spillMs, all of memory in one go, and again spillMs later", () => {
+    const path = fresh();
+    const c = clock();
+    const outbox = new Outbox(path, { log: memoryLogger(), now: c.now, spillMs: 30_000 });
+    for (let i = 0; i < 30; i++) {
+      outbox.append(reading(i));
+      c.t += 1000;
+    }
+    // t = 30 s: the first reading (t = 0) is due; this append writes all 31 held.
+    expect(outbox.inMemory).toBe(30);
+    outbox.append(reading(30));
+    expect(outbox.inMemory).toBe(0);
+    for (let i = 31; i < 40; i++) {
+      c.t += 1000;
+      outbox.append(reading(i));
+    }
+    expect(outbox.inMemory).toBe(9);
+    // Disk first, then memory, one sequence; an ack prunes both.
+    expect(seqs(outbox)).toEqual(range(1, 40));
+    expect(outbox.ack(35)).toBe(35);
+    expect(seqs(outbox)).toEqual(range(36, 40));
+    expect(outbox.inMemory).toBe(5);
+    outbox.close(); // a clean stop writes the memory part
+    expect(rowsOnDisk(path).seqs).toEqual(range(36, 40));
+  });
+
+  it("writes once spillMax readings wait, whatever their age", () => {
+    const c = clock();
+    const outbox = new Outbox(fresh(), { log: memoryLogger(), now: c.now, spillMax: 10 });
+    for (let i = 0; i < 9; i++) outbox.append(reading(i));
+    expect(outbox.inMemory).toBe(9);
+    outbox.append(reading(9));
+    expect(outbox.inMemory).toBe(0);
+    outbox.close();
+  });
+
+  it("writes on time when no new reading comes (a timer, not only the next append)", async () => {
+    const path = fresh();
+    const outbox = new Outbox(path, { log: memoryLogger(), spillMs: 50 });
+    for (let i = 0; i < 3; i++) outbox.append(reading(i));
+    expect(outbox.inMemory).toBe(3);
+    await expect.poll(() => outbox.inMemory, { timeout: 2_000 }).toBe(0);
+    outbox.close();
+    expect(rowsOnDisk(path).seqs).toEqual([1, 2, 3]);
+  });
+
+  it("close writes the memory part: nothing is lost on a clean stop, and numbering continues after it", () => {
+    const path = fresh();
+    const outbox = new Outbox(path, { log: memoryLogger() });
+    for (let i = 0; i < 7; i++) outbox.append(reading(i));
+    outbox.ack(2);
+    expect(outbox.inMemory).toBe(5);
+    outbox.close();
+    const again = new Outbox(path, { log: memoryLogger() });
+    expect(again.readAfter(0)).toEqual(range(3, 7).map((seq) => ({ seq, ...reading(seq - 1) })));
+    expect(again.append(reading(7)).seq).toBe(8);
+    again.close();
+  });
+
+  it("kill -9 mid-spill: every spilled reading is there, in order, no seq twice; the loss is within spillMax (and spillMs)", async () => {
+    const path = fresh();
+    const spillMax = 50;
+    let expected = 0;
+    for (let round = 0; round < 3; round++) {
+      const { last: spilled, appended } = await writeUntilKilled(path, "memory", "spilled", expected + 150, ["100", String(spillMax)]);
+      const outbox = new Outbox(path, { log: memoryLogger(), spillMs: 0 });
+      const all = outbox.readAfter(0, 1_000_000);
+      const got = all.map((r) => r.seq);
+      // Contiguous from 1: what an earlier round lost was numbered again, so no gap and no duplicate.
+      expect(got).toEqual(range(1, got.length));
+      expect(got.length).toBeGreaterThanOrEqual(spilled);
+      // Lost: appended in this round but neither spilled nor (here) acked, at most spillMax.
+      expect(appended - got.length).toBeLessThanOrEqual(spillMax);
+      expect(appended - got.length).toBeGreaterThanOrEqual(0);
+      // Ordered by time too: a renumbered seq carries a later reading, never an earlier one.
+      for (let i = 1; i < all.length; i++) expect(all[i]!.ts).toBeGreaterThanOrEqual(all[i - 1]!.ts);
+      expected = got.length;
+      outbox.close();
+    }
+  });
+
+  it("kill -9 after readings were acked from memory: the next run numbers after them (the issued mark, every ISSUED_EVERY)", async () => {
+    const path = fresh();
+    const { appended } = await writeUntilKilled(path, "acked", "appended", 2 * ISSUED_EVERY + 500);
+    const outbox = new Outbox(path, { log: memoryLogger() });
+    expect(outbox.size).toBe(0);
+    // Numbering resumes at most ISSUED_EVERY behind where it was...
+    expect(outbox.next).toBeGreaterThan(appended - ISSUED_EVERY);
+    expect(outbox.next).toBeLessThanOrEqual(appended + 1);
+    // ...and the room's ack on hello (everything it stored) moves it past every seq it keeps.
+    outbox.ack(appended);
+    expect(outbox.append(reading(0)).seq).toBe(appended + 1);
+    outbox.close();
+  });
+});
+
+/**
+ * Run the writer child (outbox-writer.ts, in `mode`) until its `<word> <seq>` lines reach
+ * `atLeast`, then SIGKILL it. Returns the last seq it printed for `word`, and for `appended`.
+ */
+function writeUntilKilled(
+  path: string,
+  mode: "strict" | "memory" | "acked",
+  word: "committed" | "spilled" | "appended",
+  atLeast: number,
+  args: string[] = [],
+): Promise<{ last: number; appended: number; streamLine: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", join(import.meta.dirname, "outbox-writer.ts"), path], {
+    const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", join(import.meta.dirname, "outbox-writer.ts"), path, mode, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
     });
-    let lastCommitted = 0;
+    let last = 0;
+    let appended = 0;
     let streamLine = "";
     let buffered = "";
     let killed = false;
@@ -140,22 +299,30 @@ function writeUntilKilled(path: string, atLeast: number): Promise<{ lastCommitte
       const lines = buffered.split("\n");
       buffered = lines.pop()!;
       for (const line of lines) {
-        if (line.startsWith("stream ")) streamLine = line.slice(7);
-        if (line.startsWith("committed ")) lastCommitted = Number(line.slice(10));
+        const [key, value] = line.split(" ");
+        if (key === "stream") streamLine = value!;
+        if (key === word) last = Number(value);
+        if (key === "appended") appended = Number(value);
       }
-      if (!killed && lastCommitted >= atLeast) {
+      if (!killed && last >= atLeast) {
         killed = true;
         child.kill("SIGKILL");
       }
     });
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
-      reject(new Error(`writer committed only ${lastCommitted} readings in 20 s`));
+      reject(new Error(`writer reached only ${word} ${last} in 20 s`));
     }, 20_000);
     child.on("exit", (_code, signal) => {
       clearTimeout(timer);
       if (signal !== "SIGKILL") return reject(new Error(`writer exited on its own (${signal ?? _code})`));
-      resolve({ lastCommitted, streamLine });
+      // Lines still in the pipe when it died: a reading printed is a reading the child had.
+      for (const line of buffered.split("\n")) {
+        const [key, value] = line.split(" ");
+        if (key === word && value) last = Math.max(last, Number(value));
+        if (key === "appended" && value) appended = Math.max(appended, Number(value));
+      }
+      resolve({ last, appended, streamLine });
     });
   });
 }
@@ -184,7 +351,8 @@ describe.skipIf(!disk)("outbox on a full disk (a real 256 KB tmpfs)", () => {
 
     disk!.fill();
     const log = memoryLogger();
-    const outbox = new Outbox(path, { log, retryMs: 0 });
+    // Strict: each append tries the disk, as memory first does once a spill is due.
+    const outbox = new Outbox(path, { log, retryMs: 0, spillMs: 0 });
     expect(outbox.stream).toBe(stream);
     expect(outbox.getJson("desired", DesiredState)).toEqual({ scale: "C", intervalMs: 2000 });
     expect(outbox.readAfter(0).map((r) => r.seq)).toEqual([3, 4, 5]);
@@ -218,7 +386,7 @@ describe.skipIf(!disk)("outbox on a full disk (a real 256 KB tmpfs)", () => {
   it("fills up while running: no append throws and no reading is lost until memory is full; then the newest are refused, said once", () => {
     const path = onDisk();
     const log = memoryLogger();
-    const outbox = new Outbox(path, { log, memoryMax: 200, retryMs: 0 });
+    const outbox = new Outbox(path, { log, memoryMax: 200, retryMs: 0, spillMs: 0 });
     outbox.append(reading(0));
     disk!.fill(48 * 1024); // a few more commits' worth of WAL, then full
     const kept: number[] = [];
@@ -253,7 +421,7 @@ describe.skipIf(!disk)("outbox on a full disk (a real 256 KB tmpfs)", () => {
     disk!.fill();
     const path = onDisk();
     const log = memoryLogger();
-    const outbox = new Outbox(path, { log, retryMs: 0 });
+    const outbox = new Outbox(path, { log, retryMs: 0, spillMs: 0 });
     expect(outbox.problem).toMatch(/^no space left on device/);
     for (let i = 0; i < 3; i++) outbox.append(reading(i));
     expect(outbox.readAfter(0).map((r) => r.seq)).toEqual([1, 2, 3]);
