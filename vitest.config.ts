@@ -43,6 +43,10 @@ export default defineConfig({
                 // test/workerd/fuzz.test.ts: how many hostile inputs, and the seed to replay (empty: its defaults).
                 FUZZ_RUNS: process.env.FUZZ_RUNS ?? "",
                 FUZZ_SEED: process.env.FUZZ_SEED ?? "",
+                // test/workerd/releases.test.ts signs with the private half of this test-only release key.
+                RELEASE_PUBLIC_KEY: "GA8efEoKDIUl4_lEzffyrgEeevr3iU0qx0vLsTsLWho",
+                // Rooms read the rollouts afresh on every look: a test's rollout is seen at once.
+                FIRMWARE_CHECK_MS: "0",
               },
             },
           }),

@@ -62,6 +62,7 @@ import { Meter } from "./room/meter";
 import { Presence } from "./room/presence";
 import { ReadingsStore } from "./room/readings";
 import { StreamsTable, type Stream } from "./room/streams";
+import { Firmware } from "./room/firmware";
 import { RoomAlerts, alertSettings } from "./room/alerts";
 
 /** Connection roles. The Worker decides the role (from the ticket or token) and passes it in a header. */
@@ -93,6 +94,8 @@ export class DeviceRoom extends Server<Env> {
   readonly #commands: CommandsStore;
   readonly #credentials: Credentials;
   readonly #presence: Presence;
+  /** Over-the-air updates: the release meant for the device, and its update's latest step. */
+  readonly #firmware: Firmware;
   readonly #budget: FrameBudget;
   readonly #alerts: RoomAlerts;
   readonly #log = new LegacyLog();
@@ -132,6 +135,7 @@ export class DeviceRoom extends Server<Env> {
       deviceSocketOpen: this.#deviceSockets().length > 0,
     });
     this.#budget = new FrameBudget(this.settings.frameRate, this.settings.frameBurst);
+    this.#firmware = new Firmware(kv, this.#meter);
     this.#desired = kv.get<DesiredState>("desired") ?? {
       scale: this.settings.defaultScale,
       intervalMs: this.settings.defaultIntervalMs,
@@ -253,6 +257,7 @@ export class DeviceRoom extends Server<Env> {
     // would cost a second alarm per cadence, and a smaller chunk costs nothing extra.
     this.#commitAndAck(now);
     this.#expireCommands(now);
+    if (this.#onlineDevice() && this.#firmware.due(this.env, now)) this.#sendFirmware(false);
     // No-data and offline deadlines, and webhook retries.
     this.#alerts.check(now);
     this.#readings.retain(this.settings.retainReadings, now);
@@ -377,6 +382,16 @@ export class DeviceRoom extends Server<Env> {
     return this.#credentials.present;
   }
 
+  /**
+   * The release meant for this device and its update's latest step (worker/routes/releases.ts);
+   * a connected device hears at once if the choice changed (a rollout naming it just started).
+   */
+  async firmware(): Promise<ReturnType<Firmware["view"]> & { release: Firmware["target"] }> {
+    this.#meter.calls++;
+    if (await this.#firmware.refresh(this.env, this.name)) this.#tellFirmware();
+    return { ...this.#firmware.view(this.#reported?.fw ?? null), release: this.#firmware.target };
+  }
+
   // Alerts (party/room/alerts.ts; the routes are worker/routes/alerts.ts)
 
   alertRules(): AlertRulesAnswer {
@@ -448,7 +463,24 @@ export class DeviceRoom extends Server<Env> {
       case "flush":
         if (this.#readings.pendingCount > 0) return this.#commitAndAck(now);
         return sendTo(connection, this.#ack(stream!.offset));
+      case "update":
+        return this.ctx.waitUntil(
+          this.#firmware.record(this.env, this.name, msg, now).catch((err: unknown) => console.error(`room ${this.name}: update report not counted:`, err)),
+        );
     }
+  }
+
+  /** The release meant for the device (party/room/firmware.ts): after every hello, and whenever it changes. */
+  #sendFirmware(always: boolean): void {
+    const check = this.#firmware.refresh(this.env, this.name).then((changed) => {
+      if (always || changed) this.#tellFirmware();
+    });
+    this.ctx.waitUntil(check.catch((err: unknown) => console.error(`room ${this.name}: could not read the rollouts:`, err)));
+  }
+
+  #tellFirmware(): void {
+    const device = this.#deviceSockets()[0];
+    if (device) sendTo(device, this.#firmware.message());
   }
 
   #onHello(connection: Connection, streamId: string, oldest: number, state: ReportedState, now: number): void {
@@ -471,6 +503,7 @@ export class DeviceRoom extends Server<Env> {
     this.#setReported(state, now, false);
     this.#pushFleet(true, now);
     sendTo(connection, { type: "desired", state: this.#desired });
+    this.#sendFirmware(true);
     sendTo(connection, this.#ack(stream.offset));
     sendTo(connection, { type: "batching", maxDelayMs: this.#batchingMs() });
     // Commands that waited for the device go now.

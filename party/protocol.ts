@@ -189,6 +189,139 @@ export const DeviceState = z.strictObject({
 export type DeviceState = z.infer<typeof DeviceState>;
 
 // ---------------------------------------------------------------------------
+// Releases, rollouts and over-the-air updates of the agent (party/releases.ts; docs/updates.md)
+// ---------------------------------------------------------------------------
+
+export const RELEASE_LIMITS = {
+  /** Largest artifact the endpoint takes (bytes); the packed agent bundle is well under 1 MB. */
+  maxArtifactBytes: 32 * 1024 * 1024,
+  /** Device ids one rollout may name. */
+  maxRolloutIds: 1000,
+  maxStages: 10,
+  /** Releases and rollouts one list answers. */
+  maxList: 100,
+} as const;
+
+/** MAJOR.MINOR.PATCH, no leading zeros: it names a folder on the device (releases/<version>/). */
+export const ReleaseVersion = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})\.(0|[1-9]\d{0,5})$/, "version: MAJOR.MINOR.PATCH (digits, no leading zeros)");
+export const Sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, "sha256: 64 lower-case hex digits");
+/** An Ed25519 signature (64 bytes), base64url without padding. */
+export const Ed25519Signature = z.string().regex(/^[A-Za-z0-9_-]{86}$/, "signature: 64 bytes, base64url");
+/** An Ed25519 public key (32 raw bytes), base64url without padding: the device's IOT_RELEASE_KEY, the endpoint's RELEASE_PUBLIC_KEY. */
+export const Ed25519PublicKey = z.string().regex(/^[A-Za-z0-9_-]{43}$/, "release key: 32 bytes, base64url (npm run release -- keygen prints it)");
+
+/** What the release key signs: the artifact's size and hash, and what the release says about itself. */
+export const ReleaseManifest = z.strictObject({
+  version: ReleaseVersion,
+  size: z.number().int().min(1).max(RELEASE_LIMITS.maxArtifactBytes),
+  sha256: Sha256Hex,
+  notes: Printable(500),
+  /** The oldest agent that may install it (its updater must understand this release), or null. */
+  minAgent: ReleaseVersion.nullable(),
+});
+export type ReleaseManifest = z.infer<typeof ReleaseManifest>;
+
+export const SignedRelease = ReleaseManifest.extend({ signature: Ed25519Signature });
+export type SignedRelease = z.infer<typeof SignedRelease>;
+
+/**
+ * The exact bytes the signature covers (UTF-8 of this text): every field in a fixed order, so
+ * the signer and every verifier agree without a canonical-JSON library.
+ */
+export function releaseSigningText(m: ReleaseManifest): string {
+  return JSON.stringify(["iot-release/1", m.version, m.size, m.sha256, m.notes, m.minAgent]);
+}
+
+/** A release as the endpoint keeps it (`GET /api/releases`). */
+export const ReleaseRecord = SignedRelease.extend({
+  createdAt: Timestamp,
+  createdBy: z.string().max(80),
+  /** The endpoint checked the signature against its RELEASE_PUBLIC_KEY (false: none configured; devices check anyway). */
+  signatureChecked: z.boolean(),
+});
+export type ReleaseRecord = z.infer<typeof ReleaseRecord>;
+
+export const RolloutId = z.string().regex(/^r-[a-z0-9]{4,32}$/, "rollout id: r-<base36>");
+
+/** Who a rollout is for: every device, the listed ones, or a stable share of the fleet. */
+export const RolloutTarget = z.union([
+  z.literal("all"),
+  z.strictObject({ ids: z.array(DeviceId).min(1).max(RELEASE_LIMITS.maxRolloutIds) }),
+  z.strictObject({ percent: z.number().min(0.01).max(100) }),
+]);
+export type RolloutTarget = z.infer<typeof RolloutTarget>;
+
+/** `POST /api/rollouts`. Stages are percentages of the target, rising (e.g. [5, 25, 100]). */
+export const RolloutRequest = z.strictObject({
+  release: ReleaseVersion,
+  target: RolloutTarget,
+  stages: z
+    .array(z.number().min(0.01).max(100))
+    .min(1)
+    .max(RELEASE_LIMITS.maxStages)
+    .refine((s) => s.every((p, i) => i === 0 || p > s[i - 1]!), "stages: rising percentages, e.g. [5, 25, 100]")
+    .default([100]),
+  /** Devices that fail or roll back before the rollout pauses itself. */
+  failureThreshold: z.number().int().min(1).max(1_000_000).default(5),
+  /** Move to the next stage by itself this long after the last move (0: an operator advances it). */
+  stageMs: z.number().int().min(0).max(30 * 24 * 3_600_000).default(0),
+});
+export type RolloutRequest = z.infer<typeof RolloutRequest>;
+
+export const RolloutState = z.enum(["active", "paused", "cancelled"]);
+export type RolloutState = z.infer<typeof RolloutState>;
+
+/** Each step of an update on the device, as it reports them (docs/updates.md). */
+export const UpdateState = z.enum(["downloading", "verifying", "installing", "restarting", "trial", "applied", "rolled-back", "failed"]);
+export type UpdateState = z.infer<typeof UpdateState>;
+export const FINAL_UPDATE_STATES: readonly UpdateState[] = ["applied", "rolled-back", "failed"];
+
+export const Rollout = z.strictObject({
+  id: RolloutId,
+  release: ReleaseVersion,
+  target: RolloutTarget,
+  stages: z.array(z.number()),
+  /** Index into `stages` of the stage in force. */
+  stage: z.number().int().min(0),
+  failureThreshold: z.number().int().min(1),
+  stageMs: z.number().int().min(0),
+  state: RolloutState,
+  /** Why it is paused or cancelled (an operator, or the failure threshold). */
+  reason: z.string().max(300).nullable(),
+  createdAt: Timestamp,
+  createdBy: z.string().max(80),
+  updatedAt: Timestamp,
+  stageStartedAt: Timestamp,
+  /** Devices by their latest reported state for this rollout's release. */
+  counts: z.record(z.string(), z.number().int().min(0)),
+  /** The latest failures (device, state, reason), newest first. */
+  failures: z.array(z.strictObject({ device: DeviceId, state: UpdateState, reason: z.string().max(300).nullable(), at: Timestamp })),
+});
+export type Rollout = z.infer<typeof Rollout>;
+
+/** A device's update as its room knows it: the latest step it reported. */
+export const UpdateStatus = z.strictObject({
+  version: ReleaseVersion,
+  state: UpdateState,
+  /** 0…1 while downloading. */
+  progress: z.number().min(0).max(1).nullable(),
+  reason: z.string().max(300).nullable(),
+  rollout: RolloutId.nullable(),
+  at: Timestamp,
+});
+export type UpdateStatus = z.infer<typeof UpdateStatus>;
+
+/** `GET /api/devices/:id/firmware`: what runs, what is meant to run, and how the update goes. */
+export const DeviceFirmware = z.strictObject({
+  running: z.string().nullable(),
+  target: z.strictObject({ version: ReleaseVersion, rollout: RolloutId }).nullable(),
+  update: UpdateStatus.nullable(),
+});
+export type DeviceFirmware = z.infer<typeof DeviceFirmware>;
+
+// ---------------------------------------------------------------------------
 // Device → room
 // ---------------------------------------------------------------------------
 
@@ -234,12 +367,22 @@ export const DeviceReport = z.strictObject({
  */
 export const DeviceFlush = z.strictObject({ type: z.literal("flush") });
 
+/** A step of an over-the-air update (docs/updates.md): the room records it, rollouts count it. */
+export const DeviceUpdateReport = z.strictObject({
+  type: z.literal("update"),
+  version: ReleaseVersion,
+  state: UpdateState,
+  progress: z.number().min(0).max(1).optional(),
+  reason: Printable(300).optional(),
+});
+
 export const DeviceMessage = z.discriminatedUnion("type", [
   DeviceHello,
   DeviceReadings,
   DeviceCommandResult,
   DeviceReport,
   DeviceFlush,
+  DeviceUpdateReport,
 ]);
 export type DeviceMessage = z.infer<typeof DeviceMessage>;
 
@@ -287,11 +430,24 @@ export const BatchingMessage = z.strictObject({
   maxDelayMs: z.number().int().min(0).max(3_600_000),
 });
 
+/**
+ * The release meant for this device (null: none; keep what runs), sent after hello and when it
+ * changes. The device checks the signature against its own pinned key, not the room's word.
+ */
+export const FirmwareMessage = z.strictObject({
+  type: z.literal("firmware"),
+  release: SignedRelease.nullable(),
+  rollout: RolloutId.nullable(),
+  /** Where to download it, relative to the endpoint (device token; HTTP Range for resuming). */
+  path: z.string().startsWith("/").max(100).nullable(),
+});
+
 export const ToDeviceMessage = z.discriminatedUnion("type", [
   AckMessage,
   DesiredMessage,
   CommandMessage,
   BatchingMessage,
+  FirmwareMessage,
   ErrorMessage,
 ]);
 export type ToDeviceMessage = z.infer<typeof ToDeviceMessage>;
@@ -577,7 +733,17 @@ export type IotConfigResponse = z.infer<typeof IotConfigResponse>;
 export const IotUpdateResponse = z.object({
   message: z.literal("IoT Update"),
   current: z.string(),
-  update: z.strictObject({ version: z.string(), url: z.string().nullable() }).nullable(),
+  update: z
+    .strictObject({
+      version: z.string(),
+      url: z.string().nullable(),
+      /** A signed release (docs/updates.md): check the signature against the pinned key before using it. */
+      size: z.number().int().optional(),
+      sha256: z.string().optional(),
+      signature: z.string().optional(),
+      minAgent: z.string().nullable().optional(),
+    })
+    .nullable(),
 });
 export type IotUpdateResponse = z.infer<typeof IotUpdateResponse>;
 
@@ -761,6 +927,12 @@ export const AuditAction = z.enum([
   "session.revoke",
   "account.add",
   "account.remove",
+  "release.publish",
+  "rollout.create",
+  "rollout.pause",
+  "rollout.resume",
+  "rollout.cancel",
+  "rollout.advance",
   "device.provision",
   "device.rotate",
   "device.revoke",

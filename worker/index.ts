@@ -11,14 +11,19 @@ import { clientIp, rateLimit } from "./rate-limit";
 import { api } from "./routes/api";
 import { iot } from "./routes/iot";
 import { parties } from "./routes/parties";
+import { releasesApi, releasesIot } from "./routes/releases";
 
 export { DeviceRoom } from "../party/device-room";
 export { FleetRegistry } from "../party/fleet";
 export { Directory } from "../party/directory";
+export { Releases } from "../party/releases";
 
 export const app = new Hono<AppEnv>()
   .use(rateLimit<AppEnv>((env) => env.IP_LIMITER, (c) => clientIp(c), "requests from this address"))
   .route("/iot", iot)
+  // Before /api: a release upload is larger than the rest of the API's body limit.
+  .route("/iot", releasesIot)
+  .route("/api", releasesApi)
   .route("/api", api)
   .route("/parties", parties)
   .notFound(notFound)

@@ -28,14 +28,18 @@ interface __BaseEnv_Env {
 	FRAME_BURST: string;
 	TRUST_PROXY: string;
 	LOCAL_ENDPOINT: string;
+	RELEASE_PUBLIC_KEY: string;
+	FIRMWARE_CHECK_MS: string;
 	DEVICE_ROOM: DurableObjectNamespace<import("./index").DeviceRoom>;
 	FLEET: DurableObjectNamespace<import("./index").FleetRegistry>;
 	DIRECTORY: DurableObjectNamespace<import("./index").Directory>;
+	RELEASES: DurableObjectNamespace<import("./index").Releases>;
+	RELEASE_BUCKET: R2Bucket;
 }
 declare namespace Cloudflare {
 	interface GlobalProps {
 		mainModule: typeof import("./index");
-		durableNamespaces: "DeviceRoom" | "FleetRegistry" | "Directory";
+		durableNamespaces: "DeviceRoom" | "FleetRegistry" | "Directory" | "Releases";
 	}
 	interface Env extends __BaseEnv_Env {}
 }
@@ -44,7 +48,7 @@ type StringifyValues<EnvType extends Record<string, unknown>> = {
 	[Binding in keyof EnvType]: EnvType[Binding] extends string ? EnvType[Binding] : string;
 };
 declare namespace NodeJS {
-	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "GROUP_COMMIT_MS" | "GROUP_COMMIT_READINGS" | "PRESENCE_CHECK_MS" | "UNWATCHED_BATCH_MS" | "UNWATCHED_CHECK_MS" | "FLEET_PUSH_MS" | "FLEET_SHARDS" | "LOG_READINGS" | "ALERT_WEBHOOK_URL" | "ALERT_RETRY_BASE_MS" | "ALERT_WEBHOOK_TIMEOUT_MS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "LOCAL_ENDPOINT">> {}
+	interface ProcessEnv extends StringifyValues<Pick<Cloudflare.Env, "FIRMWARE_VERSION" | "FIRMWARE_URL" | "DEFAULT_SCALE" | "DEFAULT_INTERVAL_MS" | "HEARTBEAT_MS" | "HEARTBEAT_TIMEOUT_MS" | "COMMAND_TIMEOUT_MS" | "RETAIN_READINGS" | "GROUP_COMMIT_MS" | "GROUP_COMMIT_READINGS" | "PRESENCE_CHECK_MS" | "UNWATCHED_BATCH_MS" | "UNWATCHED_CHECK_MS" | "FLEET_PUSH_MS" | "FLEET_SHARDS" | "LOG_READINGS" | "ALERT_WEBHOOK_URL" | "ALERT_RETRY_BASE_MS" | "ALERT_WEBHOOK_TIMEOUT_MS" | "FRAME_RATE" | "FRAME_BURST" | "TRUST_PROXY" | "LOCAL_ENDPOINT" | "RELEASE_PUBLIC_KEY" | "FIRMWARE_CHECK_MS">> {}
 }
 declare module "*.txt" {
 	const value: string;

@@ -25,6 +25,7 @@ import { room } from "../env";
 import { ApiError } from "../errors";
 import { rateLimit } from "../rate-limit";
 import { validate, validateJson } from "../validate";
+import { rolloutUpdate } from "./releases";
 
 
 const DeviceHeaders = z.object({
@@ -70,9 +71,12 @@ export const iot = new Hono<AuthEnv>()
   .get(
     "/update",
     validate("query", z.object({ version: z.string().regex(/^\d+\.\d+\.\d+$/, "version: MAJOR.MINOR.PATCH").optional() })),
-    (c) => {
-      const current = c.env.FIRMWARE_VERSION;
+    async (c) => {
       const { version } = c.req.valid("query");
+      // A release a rollout means for this device (worker/routes/releases.ts) wins over the var.
+      const meant = await rolloutUpdate(c.env, callingDevice(c), version);
+      if (meant) return c.json(meant);
+      const current = c.env.FIRMWARE_VERSION;
       const newer = version !== undefined && compareVersions(current, version) > 0;
       return c.json({
         message: "IoT Update",
