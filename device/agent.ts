@@ -33,6 +33,7 @@ import { LINES, consoleLogger, errorText, sleep, throttle, type Logger } from ".
 import { Outbox, ReadingRefused } from "./outbox.ts";
 import { Sender } from "./sender.ts";
 import { chooseSensor, type Sensor } from "./sensors/index.ts";
+import { Updater } from "./update/updater.ts";
 import { FW_VERSION } from "./version.ts";
 
 /** Sensor-error counts are reported at most this often (a dead sensor at 1 Hz would otherwise flood). */
@@ -46,6 +47,8 @@ export type AgentDeps = {
   client?: EndpointClient;
   /** How often a disk that refused writes is tried again (tests: 0; default STORAGE_RETRY_MS). */
   storageRetryMs?: number;
+  /** Stop and exit with `code` when an update is installed (default: stop(), then process.exit). */
+  exit?: (code: number) => Promise<void>;
   /** The wall clock and the monotonic one (ms; since boot on Linux), injectable to test a wrong clock. */
   clock?: { now(): number; mono(): number };
 };
@@ -66,6 +69,8 @@ export class Agent {
   #led: HeartbeatLed | null = null;
   #sender!: Sender;
   #link: Link | null = null;
+  /** Over-the-air updates (device/update/updater.ts). */
+  #updater: Updater | null = null;
   #desired!: DesiredState;
   #stopped = false;
   #sampleTimer: ReturnType<typeof setTimeout> | undefined;
@@ -134,6 +139,7 @@ export class Agent {
       send: (msg) => this.#link?.send(msg) ?? false,
       state: () => this.state(),
     });
+    this.#updater = this.#startUpdater();
     this.#log.info(
       `Device ${c.id}: ${this.#sensor.name} sensor, every ${this.#desired.intervalMs} ms in °${this.#desired.scale}; ` +
         `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next}; ` +
@@ -389,7 +395,10 @@ export class Agent {
       heartbeatMs: Math.min(60_000, Math.max(250, heartbeatMs)),
       backoff: this.#backoff,
       log: this.#log,
-      onOpen: () => this.#sender.onOpen(),
+      onOpen: () => {
+        this.#sender.onOpen();
+        this.#updater?.onLinkOpen();
+      },
       onClose: () => {
         reregister = true;
         this.#sender.onClose();
@@ -411,6 +420,7 @@ export class Agent {
     switch (msg.type) {
       case "ack":
         this.#sender.onAck(msg.seq);
+        this.#updater?.onAck();
         // An ack is also a write (the prune): the disk may have come back, or gone.
         return this.#reportStorage();
       case "desired":
@@ -427,10 +437,34 @@ export class Agent {
         this.#link?.send({ type: "result", id: msg.id, ok: true, state: this.state() });
         return;
       }
+      case "firmware":
+        return this.#updater?.onFirmware(msg.release, msg.path);
       case "error":
         this.#log.warn(`Endpoint error ${msg.code}: ${msg.message}`);
         return;
     }
+  }
+
+  /** Updates as the launcher (device/launcher.mjs) runs us: it says so, and which release is on trial, in the environment. */
+  #startUpdater(): Updater {
+    const launcher = process.env.IOT_LAUNCHER || null;
+    return new Updater({
+      endpoint: this.config.endpoint,
+      token: this.config.token,
+      stateDir: this.config.stateDir,
+      releaseKey: this.config.releaseKey,
+      running: FW_VERSION,
+      launcherDir: launcher,
+      trial: (launcher && process.env.IOT_TRIAL) || null,
+      send: (msg) => this.#link?.send(msg) ?? false,
+      log: this.#log,
+      exit: this.#deps.exit ?? (async (code) => {
+        await this.stop();
+        // 75 (SWITCH_EXIT_CODE): the launcher starts the release `current` now points to.
+        process.exit(code);
+      }),
+      tellLauncher: process.send ? (msg) => process.send!(msg) : undefined,
+    });
   }
 
   /** Adopt a desired state: persist it, and re-time sampling if the interval changed. Returns whether anything changed. */

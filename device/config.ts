@@ -9,7 +9,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
-import { DeviceId, IntervalMs, Scale, SensorKind, describeIssues } from "../party/protocol.ts";
+import { DeviceId, Ed25519PublicKey, IntervalMs, Scale, SensorKind, describeIssues } from "../party/protocol.ts";
 import { DEFAULT_OUTBOX_MAX, DEFAULT_SPILL_MAX, DEFAULT_SPILL_MS } from "./outbox.ts";
 import { DEFAULT_ADDRESS, isConversionRate } from "./sensors/tmp102.ts";
 
@@ -43,6 +43,7 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "backoffMaxMs", flag: "backoff-max-ms", env: "IOT_BACKOFF_MAX_MS", kind: "string", default: "15000", help: "longest wait between reconnection attempts" },
   { key: "quiet", flag: "quiet", env: "IOT_QUIET", kind: "boolean", default: "false; true under systemd", help: "no `Temperature: …` line per reading (a summary line every --summary-ms instead)" },
   { key: "summaryMs", flag: "summary-ms", env: "IOT_SUMMARY_MS", kind: "string", default: "600000", help: "with per-reading lines off, one status line this often" },
+  { key: "releaseKey", flag: "release-key", env: "IOT_RELEASE_KEY", kind: "string", help: "the fleet's release key (public half, base64url): only releases signed with it are installed; none: updates are off (docs/updates.md)" },
   { key: "config", flag: "config", env: "IOT_CONFIG", kind: "string", help: "JSON file with any of these settings (camelCase keys)" },
 ];
 
@@ -99,6 +100,7 @@ export const AgentConfig = z.strictObject({
   backoffMaxMs: int(1_000, 3_600_000),
   quiet: bool,
   summaryMs: int(1_000, 86_400_000).optional(),
+  releaseKey: Ed25519PublicKey.optional(),
 });
 export type AgentConfig = z.infer<typeof AgentConfig> & { tmp102Rate: 0.25 | 1 | 4 | 8 };
 

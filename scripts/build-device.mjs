@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm run device:build`: the agent as one file for the Pi, in device/dist/:
 //   iot-agent.mjs            device/cli.ts bundled with zod and partysocket (Node 22, ESM)
+//   launcher.mjs             what the unit runs: starts the current release, rolls back a failed one (docs/updates.md)
 //   package.json             only the native addons, built on the Pi by `npm install`
 //   iot-agent.service        the systemd unit
 //   iot-agent.env.example    its settings
@@ -13,6 +14,9 @@ import { build } from "esbuild";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 // OUT_DIR: somewhere else than device/dist (the CLI test builds into a temporary folder).
 const out = resolve(process.env.OUT_DIR || join(root, "device/dist"));
+// FW_VERSION: the version the bundle reports (`npm run release` sets it); default device/version.ts's.
+const fwVersion = process.env.FW_VERSION;
+if (fwVersion !== undefined && !/^\d+\.\d+\.\d+$/.test(fwVersion)) throw new Error(`FW_VERSION must be MAJOR.MINOR.PATCH, got ${JSON.stringify(fwVersion)}`);
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 // Native addons stay outside the bundle: they are compiled on the Pi, for its Node.
 const natives = ["i2c-bus", "onoff"];
@@ -26,6 +30,7 @@ await build({
   target: "node22",
   external: natives,
   outfile: join(out, "iot-agent.mjs"),
+  define: fwVersion ? { __IOT_FW_VERSION__: JSON.stringify(fwVersion) } : {},
   logLevel: "warning",
 });
 writeFileSync(
@@ -33,7 +38,7 @@ writeFileSync(
   `${JSON.stringify(
     {
       name: "iot-agent",
-      version: pkg.version,
+      version: fwVersion ?? pkg.version,
       private: true,
       type: "module",
       description: "The IoT device agent, bundled (npm run device:build)",
@@ -46,5 +51,5 @@ writeFileSync(
     2,
   )}\n`,
 );
-for (const f of ["iot-agent.service", "iot-agent.env.example"]) copyFileSync(join(root, "device", f), join(out, f));
-console.log(`device:build: ${out}/ (iot-agent.mjs, package.json, iot-agent.service, iot-agent.env.example)`);
+for (const f of ["iot-agent.service", "iot-agent.env.example", "launcher.mjs"]) copyFileSync(join(root, "device", f), join(out, f));
+console.log(`device:build: ${out}/ (iot-agent.mjs${fwVersion ? ` ${fwVersion}` : ""}, launcher.mjs, package.json, iot-agent.service, iot-agent.env.example)`);

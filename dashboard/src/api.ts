@@ -23,7 +23,8 @@ export function onUnauthorized(handler: () => void): void {
   unauthorizedHandler = handler;
 }
 
-async function request<T extends z.ZodType>(path: string, schema: T, init: RequestInit = {}): Promise<z.infer<T>> {
+/** Exported for views with their own calls (alerts-view.ts). */
+export async function request<T extends z.ZodType>(path: string, schema: T, init: RequestInit = {}): Promise<z.infer<T>> {
   const res = await fetch(path, {
     credentials: "same-origin",
     ...init,

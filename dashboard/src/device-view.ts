@@ -20,6 +20,7 @@ import {
   type Scale,
 } from "../../party/protocol";
 import { fetchReadings, HttpError } from "./api";
+import { AlertsPanel } from "./alerts-view";
 import { Chart } from "./chart";
 import { describeCommand, reduceScaleCommand, type ScaleCommandView } from "./command";
 import { h, setAttr, setText } from "./dom";
@@ -47,6 +48,8 @@ export class DeviceView {
   readonly #series = new ReadingSeries();
   readonly #chart: Chart;
   readonly #socket: RoomSocket;
+  /** Rules, alerts and their acknowledgement (alerts-view.ts). */
+  readonly #alerts: AlertsPanel;
   readonly #clock: ReturnType<typeof setInterval>;
 
   #connection: ConnectionState = { kind: "connecting" };
@@ -130,6 +133,8 @@ export class DeviceView {
     );
 
     this.#chart = new Chart(this.#plot);
+    this.#alerts = new AlertsPanel({ id: opts.id, canChange: opts.canCommand });
+    this.el.append(this.#alerts.el);
     this.#socket = openRoomSocket({
       target: { device: opts.id },
       schema: ToDashboardMessage,
@@ -153,6 +158,7 @@ export class DeviceView {
     this.#closed = true;
     clearInterval(this.#clock);
     this.#socket.close();
+    this.#alerts.close();
     this.#chart.destroy();
   }
 
@@ -165,6 +171,8 @@ export class DeviceView {
       case "snapshot": {
         const resumeFrom = this.#series.maxSeq;
         this.#snapshots++;
+        // A reconnect: alerts raised or cleared while we were away.
+        if (this.#snapshots > 1) void this.#alerts.refresh();
         this.#online = msg.state.online;
         this.#lastSeen = msg.state.lastSeen;
         this.#desired = msg.state.desired;
@@ -201,6 +209,9 @@ export class DeviceView {
         return;
       case "command-status":
         this.#onCommand(msg.command);
+        return;
+      case "alert":
+        this.#alerts.onAlert(msg.alert);
         return;
       case "error":
         // The room refused something we sent: say so on the page; it is not a page bug.

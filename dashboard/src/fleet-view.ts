@@ -9,6 +9,7 @@ import type { DeviceSummary, DevicesPage, Reading } from "../../party/protocol";
 import type { FleetQuery } from "./api";
 import { h, setAttr, setText } from "./dom";
 import { formatAgo, formatCount, formatRange, formatTemperature } from "./format";
+import { renderAlertBadge } from "./alerts-view";
 import { devicePath } from "./router";
 
 /** Rows a page shows: enough to scan, few enough that a refresh stays small. */
@@ -173,6 +174,7 @@ export class FleetView {
       );
       const seen = d.online ? `seen ${formatAgo(d.lastSeen, now)}` : `last seen ${formatAgo(d.lastSeen, now)}`;
       setText(row.sub, [seen, d.fw ? `fw ${d.fw}` : null].filter(Boolean).join(" · "));
+      renderAlertBadge(row.link, d.alerts);
     });
   }
 
