@@ -101,7 +101,11 @@ export const CommandRecord = z.strictObject({
   command: CommandBody,
   status: CommandStatus,
   error: z.string().max(500).optional(),
+  /** Made (and queued): the first step of its trace. */
   createdAt: Timestamp,
+  /** Handed to the device (absent while queued, and for commands from before rooms kept it). */
+  deliveredAt: Timestamp.optional(),
+  /** Last status change: when a finished command finished. */
   updatedAt: Timestamp,
 });
 export type CommandRecord = z.infer<typeof CommandRecord>;

@@ -88,6 +88,22 @@ export async function fetchReadings(id: string, opts: { since: number; after?: n
   return all;
 }
 
+/** One page of readings: `limit` readings with seq > `after` and (given) ts ≥ `since`, in seq order. */
+export async function fetchReadingsPage(id: string, opts: { after: number; since?: number; limit: number }): Promise<Reading[]> {
+  const query = new URLSearchParams({ after: String(opts.after), limit: String(opts.limit) });
+  if (opts.since !== undefined) query.set("since", String(Math.floor(opts.since)));
+  return (await request(`/api/devices/${encodeURIComponent(id)}/readings?${query}`, ReadingsAnswer)).readings;
+}
+
+/** Run `work` over `items`, at most `parallel` at a time (a sampled range is 150 small requests). */
+export async function eachLimited<T>(items: readonly T[], parallel: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(parallel, items.length) }, worker));
+}
+
 /** A page of the audit trail, newest first (`GET /api/audit`, operators only); `cursor` from the previous page's `next`. */
 export function fetchAudit(cursor: number | null, limit: number): Promise<AuditPage> {
   const params = new URLSearchParams({ limit: String(limit) });

@@ -12,8 +12,13 @@
  * Pure: unit-tested in Node (test/node/dashboard-command.test.ts).
  */
 import type { CommandRecord, CommandStatus, Scale } from "../../party/protocol";
+import { formatDuration } from "./format";
 
-export type CommandPhase = "sending" | "pending" | "applied" | "failed" | "timed-out";
+/**
+ * `queued`: the device is offline and the room keeps the command until it returns (it does
+ * not time out meanwhile); `delivered`: the device has it and has not answered yet.
+ */
+export type CommandPhase = "sending" | "queued" | "delivered" | "applied" | "failed" | "timed-out";
 
 export type ScaleCommandView = {
   id: string;
@@ -24,8 +29,13 @@ export type ScaleCommandView = {
   error?: string;
   /** When it was made: the room's createdAt, or the local click time while sending. */
   createdAt: number;
+  /** When this page's operator clicked (only the page that sent it knows). */
+  clickedAt?: number;
+  /** When the room handed it to the device (rooms before deliveredAt: unknown). */
+  deliveredAt?: number;
+  /** When the room last changed it: for a finished command, when it finished. */
+  updatedAt?: number;
 };
-
 export type CommandEvent =
   /** This dashboard sent a command (over its socket). */
   | { type: "sent"; id: string; target: Scale; at: number }
@@ -47,13 +57,7 @@ export const SEND_TIMEOUT_MS = 15_000;
 const RANK: Record<CommandStatus, number> = { queued: 0, delivered: 1, "timed-out": 2, applied: 3, failed: 3 };
 
 export function phaseOf(status: CommandStatus): CommandPhase {
-  switch (status) {
-    case "queued":
-    case "delivered":
-      return "pending";
-    default:
-      return status;
-  }
+  return status;
 }
 
 function fromRecord(record: CommandRecord): ScaleCommandView | null {
@@ -65,13 +69,15 @@ function fromRecord(record: CommandRecord): ScaleCommandView | null {
     status: record.status,
     ...(record.error ? { error: record.error } : {}),
     createdAt: record.createdAt,
+    ...(record.deliveredAt !== undefined ? { deliveredAt: record.deliveredAt } : {}),
+    updatedAt: record.updatedAt,
   };
 }
 
 export function reduceScaleCommand(view: ScaleCommandView | null, event: CommandEvent): ScaleCommandView | null {
   switch (event.type) {
     case "sent":
-      return { id: event.id, target: event.target, phase: "sending", status: null, createdAt: event.at };
+      return { id: event.id, target: event.target, phase: "sending", status: null, createdAt: event.at, clickedAt: event.at };
     case "record":
       return applyRecord(view, event.record);
     case "snapshot": {
@@ -94,32 +100,83 @@ function applyRecord(view: ScaleCommandView | null, record: CommandRecord): Scal
   if (!next) return view;
   if (!view) return next;
   if (record.id === view.id) {
+    // The click time is only ours: keep it through the room's updates.
+    const merged = view.clickedAt !== undefined ? { ...next, clickedAt: view.clickedAt } : next;
     // Our own local guesses (sending, or the local time-out) give way to anything the room says.
-    if (view.status === null) return next;
-    return RANK[record.status] >= RANK[view.status] ? next : view;
+    if (view.status === null) return merged;
+    return RANK[record.status] >= RANK[view.status] ? merged : view;
   }
   // Another command (from another dashboard, or the REST API): the newer one is what the switch shows.
   // While ours is still `sending`, an older record (say, in a reconnect's snapshot) must not hide it.
   return record.createdAt >= view.createdAt ? next : view;
 }
 
-/** What the switch says, and how it looks. */
-export function describeCommand(view: ScaleCommandView | null): { text: string; tone: "busy" | "ok" | "bad" | "none" } {
+/** What the device says it has, for telling a stale failure from one that still matters. */
+export type DeviceFacts = { reported: Scale | null };
+
+/**
+ * What the switch says, and how it looks. A command that timed out or failed while the
+ * device nevertheless reports its target has converged (a late answer, or the desired state
+ * applied on reconnect): nothing is wrong any more, so no red line stays beside
+ * "The device reports °C" — in this page or after a reload.
+ */
+export function describeCommand(
+  view: ScaleCommandView | null,
+  device: DeviceFacts = { reported: null },
+): { text: string; tone: "busy" | "ok" | "bad" | "none" } {
   if (!view) return { text: "", tone: "none" };
   const to = view.target === "F" ? "°F" : "°C";
   switch (view.phase) {
     case "sending":
       return { text: `Sending: switch to ${to}…`, tone: "busy" };
-    case "pending":
-      return {
-        text: view.status === "delivered" ? `Pending: switch to ${to} delivered, waiting for the device…` : `Pending: switch to ${to} queued until the device is online…`,
-        tone: "busy",
-      };
+    case "queued":
+      return { text: `Queued: switch to ${to} waits in the room until the device is back online`, tone: "busy" };
+    case "delivered":
+      return { text: `Delivered: switch to ${to}, waiting for the device to confirm…`, tone: "busy" };
     case "applied":
       return { text: `Applied: the device switched to ${to}`, tone: "ok" };
     case "failed":
-      return { text: `Failed: switch to ${to}${view.error ? ` (${view.error})` : ""}`, tone: "bad" };
     case "timed-out":
-      return { text: `Timed out: switch to ${to}${view.error ? ` (${view.error})` : ""}`, tone: "bad" };
+      if (device.reported === view.target) return { text: `In effect: the device reports ${to}`, tone: "ok" };
+      if (view.phase === "failed") return { text: `Failed: switch to ${to}${view.error ? ` (${view.error})` : ""}`, tone: "bad" };
+      return { text: `Timed out: ${timeoutReason(view, to)}`, tone: "bad" };
   }
+}
+
+function timeoutReason(view: ScaleCommandView, to: string): string {
+  // The room says how long it waited in ms ("within 10000 ms"): say it as people do.
+  if (view.status === null) return `switch to ${to} (${view.error ?? "the endpoint did not answer"})`;
+  const limit = /within (\d+) ms/.exec(view.error ?? "")?.[1];
+  // Else how long it waited, to the second (the room's alarm fires a few ms after the deadline).
+  const waited = view.deliveredAt !== undefined && view.updatedAt !== undefined ? Math.round((view.updatedAt - view.deliveredAt) / 1000) * 1000 : null;
+  const ms = limit !== undefined ? Number(limit) : waited;
+  return ms !== null ? `the device did not confirm switch to ${to} within ${formatDuration(ms)}` : `switch to ${to} (no answer from the device)`;
+}
+
+/** One step of a command's trace: what happened, when, and how long since the step before. */
+export type TraceStep = { step: "clicked" | "queued" | "delivered" | CommandPhase; at: number; tookMs: number | null };
+
+/**
+ * clicked → queued → delivered → applied (or failed / timed-out), with the time each step
+ * took, so an operator sees where a slow command spent it: in the network (clicked →
+ * queued), waiting for an offline device (queued → delivered), or on the device
+ * (delivered → applied). Steps nobody recorded (another page's click) are left out.
+ */
+export function commandTrace(view: ScaleCommandView | null): TraceStep[] {
+  if (!view) return [];
+  const steps: { step: TraceStep["step"]; at: number }[] = [];
+  if (view.clickedAt !== undefined) steps.push({ step: "clicked", at: view.clickedAt });
+  if (view.status !== null) steps.push({ step: "queued", at: view.createdAt });
+  if (view.deliveredAt !== undefined) steps.push({ step: "delivered", at: view.deliveredAt });
+  if ((view.phase === "applied" || view.phase === "failed" || view.phase === "timed-out") && view.status !== null && view.updatedAt !== undefined) {
+    steps.push({ step: view.phase, at: view.updatedAt });
+  }
+  // The room's clock and this page's may disagree by a little: never a negative step.
+  return steps.map((s, i) => ({ ...s, tookMs: i === 0 ? null : Math.max(0, s.at - steps[i - 1]!.at) }));
+}
+
+/** "Queued +12 ms". */
+export function describeStep(step: TraceStep): string {
+  const name = { clicked: "Clicked", queued: "Queued", delivered: "Delivered", applied: "Applied", failed: "Failed", "timed-out": "Timed out", sending: "Sending" }[step.step];
+  return step.tookMs === null ? name : `${name} +${formatDuration(step.tookMs)}`;
 }

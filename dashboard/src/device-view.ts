@@ -1,10 +1,17 @@
 /**
  * One device: presence, the live reading in big type, the scale switch with
- * its command state, and the last hour on a chart. It owns the device room's
- * socket for as long as it is on screen.
+ * its command state and trace, and a chart over a chosen range (15 min to 7
+ * days, the last hour first). It owns the device room's socket for as long as
+ * it is on screen.
+ *
+ * What it will not show as fact: presence while the page cannot reach the
+ * endpoint (it says "unknown"), an offline device's last value (marked stale),
+ * a device that never connected as "offline", or an unknown id as a device.
  *
  * Where the chart's data comes from, and why nothing is missed:
- *  - history: `GET /api/devices/:id/readings?since=<an hour ago>` when the view opens;
+ *  - history: `GET /api/devices/:id/readings?since=<start of the range>` when the view
+ *    opens or the range changes — whole for short ranges, one reading per slice for
+ *    long ones (series.ts historyPlan);
  *  - the room's snapshot on every (re)connect (its latest 120 readings);
  *  - live `readings` frames, and backfill frames a device sends after an outage;
  *  - after a reconnect, `…/readings?after=<highest seq we had>` fills whatever
@@ -19,17 +26,35 @@ import {
   type ReportedState,
   type Scale,
 } from "../../party/protocol";
-import { fetchReadings, HttpError } from "./api";
+import { eachLimited, fetchReadings, fetchReadingsPage, HttpError } from "./api";
 import { AlertsPanel } from "./alerts-view";
 import { Chart } from "./chart";
-import { describeCommand, reduceScaleCommand, type ScaleCommandView } from "./command";
+import { commandTrace, describeCommand, describeStep, reduceScaleCommand, type ScaleCommandView } from "./command";
 import { h, setAttr, setText } from "./dom";
-import { formatAgo, formatCount, formatNumber, formatTemperature, unit } from "./format";
-import { findGaps, gapThresholdMs, ReadingSeries, toChartData, WINDOW_MS } from "./series";
+import { formatAgo, formatCount, formatDuration, formatNumber, formatTemperature, TimeFormat, unit } from "./format";
+import {
+  bucketStarts,
+  chartWindow,
+  DEFAULT_RANGE,
+  findGaps,
+  gapThresholdMs,
+  historyPlan,
+  RANGES,
+  ReadingSeries,
+  silenceCandidates,
+  toChartData,
+  type ChartRange,
+} from "./series";
 import { openRoomSocket, type ConnectionState, type RoomSocket } from "./socket";
 
 /** Screen readers hear the reading at most this often (a 1 Hz announcement would drown everything else). */
 const ANNOUNCE_EVERY_MS = 30_000;
+/** Sampled history: requests in flight at once (browsers allow six per origin anyway). */
+const SAMPLE_PARALLEL = 6;
+/** Sampled history: silences looked up exactly (one request each), newest first. */
+const MAX_SILENCE_LOOKUPS = 30;
+/** Silences listed under the chart (all are shaded on it). */
+const MAX_GAPS_LISTED = 5;
 
 export type DeviceViewOptions = {
   id: string;
@@ -62,6 +87,14 @@ export class DeviceView {
   #sawLive = false;
   #lastAnnounced = { at: 0, text: "" };
   #closed = false;
+  /** The snapshot arrived at least once: presence and state are the room's, not our defaults. */
+  #known = false;
+  #range: ChartRange = DEFAULT_RANGE;
+  /** Bumped on each range change: history that arrives for an older one is dropped. */
+  #rangeLoad = 0;
+  /** A sampled range: its slice width (null: dense history). */
+  #bucketMs: number | null = null;
+  readonly #time = new TimeFormat();
 
   // Elements updated in place.
   readonly #presence = h("span", { class: "presence" });
@@ -72,13 +105,20 @@ export class DeviceView {
   /** By the value, for a device whose readings are invented (`--sensor simulated`): never passed off as measured. */
   readonly #simulated = h("span", { class: "source", hidden: true }, " Simulated");
   readonly #readingAt = h("p", { class: "reading-at" }, "Waiting for the first reading…");
+  /** Said in words, not only by colour: the value shown is not current. */
+  readonly #stale = h("p", { class: "stale", hidden: true });
   readonly #announce = h("p", { class: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
   readonly #scaleButtons: Record<Scale, HTMLButtonElement>;
   readonly #commandStatus = h("p", { class: "command-status", role: "status", "aria-live": "polite" });
   readonly #actual = h("p", { class: "actual" });
+  readonly #trace = h("ol", { class: "command-trace", "aria-label": "Steps of the last command" });
   readonly #scaleHint = h("p", { class: "hint" });
   readonly #caption = h("figcaption", {}, "Last hour");
   readonly #plot = h("div", { class: "plot" });
+  readonly #plotBox = h("div", { role: "img", "aria-label": "Chart of the last hour of temperature readings" }, this.#plot);
+  readonly #chartEmpty = h("p", { class: "chart-empty", hidden: true });
+  readonly #gapList = h("ul", { class: "gap-list" });
+  readonly #rangeButtons = new Map<ChartRange["key"], HTMLButtonElement>();
   readonly #notice = h("p", { class: "notice", role: "alert", hidden: true });
 
   constructor(opts: DeviceViewOptions) {
@@ -111,6 +151,7 @@ export class DeviceView {
           h("h2", { class: "card-title", id: "now-title" }, "Temperature"),
           h("p", { class: "reading", "aria-labelledby": "now-title" }, this.#value, this.#unit, this.#simulated),
           this.#readingAt,
+          this.#stale,
           this.#announce,
         ),
         h(
@@ -119,6 +160,7 @@ export class DeviceView {
           h("h2", { class: "card-title", id: "scale-title" }, "Scale"),
           h("div", { class: "segmented", role: "group", "aria-labelledby": "scale-title" }, this.#scaleButtons.F, this.#scaleButtons.C),
           this.#commandStatus,
+          this.#trace,
           this.#actual,
           this.#scaleHint,
         ),
@@ -126,13 +168,15 @@ export class DeviceView {
       h(
         "figure",
         { class: "card chart" },
-        this.#caption,
+        h("div", { class: "chart-head" }, this.#caption, this.#rangeGroup()),
         // The canvas says nothing to a screen reader; the caption and the big reading carry the same facts.
-        h("div", { role: "img", "aria-label": "Chart of the last hour of temperature readings" }, this.#plot),
+        this.#plotBox,
+        this.#chartEmpty,
+        this.#gapList,
       ),
     );
 
-    this.#chart = new Chart(this.#plot);
+    this.#chart = new Chart(this.#plot, this.#time);
     this.#alerts = new AlertsPanel({ id: opts.id, canChange: opts.canCommand });
     this.el.append(this.#alerts.el);
     this.#socket = openRoomSocket({
@@ -141,15 +185,18 @@ export class DeviceView {
       onMessage: (msg) => this.#onMessage(msg),
       onState: (state) => {
         this.#connection = state;
-        // While the page is not connected, what it shows may be stale: the styles dim it.
+        // While the page is not connected, presence is unknown and the values may be stale (said in words below).
         this.el.dataset.connection = state.kind;
-        if (state.kind === "stopped") this.#showNotice(`Not connected to ${opts.id}: ${state.reason}.`);
+        if (state.kind === "stopped" && state.notFound) this.#showNotFound();
+        else if (state.kind === "stopped") this.#showNotice(`Not connected to ${opts.id}: ${state.reason}.`);
         this.#onConnection(state);
+        this.#renderPresence();
+        this.#renderReading();
         this.#renderScale();
       },
       onBadFrame: (reason) => console.warn(`device ${opts.id}: dropped a frame that did not parse (${reason})`),
     });
-    void this.#loadHistory({ since: Date.now() - WINDOW_MS });
+    void this.#loadRange();
     this.#clock = setInterval(() => this.#tick(), 1000);
     this.#render();
   }
@@ -173,6 +220,7 @@ export class DeviceView {
         this.#snapshots++;
         // A reconnect: alerts raised or cleared while we were away.
         if (this.#snapshots > 1) void this.#alerts.refresh();
+        this.#known = true;
         this.#online = msg.state.online;
         this.#lastSeen = msg.state.lastSeen;
         this.#desired = msg.state.desired;
@@ -180,7 +228,7 @@ export class DeviceView {
         this.#command = reduceScaleCommand(this.#command, { type: "snapshot", commands: msg.state.commands });
         this.#addReadings(msg.readings);
         // A reconnect: whatever was stored while we were away and is older than the snapshot's window.
-        if (this.#snapshots > 1 && resumeFrom > 0) void this.#loadHistory({ since: Date.now() - WINDOW_MS, after: resumeFrom });
+        if (this.#snapshots > 1 && resumeFrom > 0) void this.#loadHistory({ since: Date.now() - this.#range.ms, after: resumeFrom });
         this.#render();
         return;
       }
@@ -227,7 +275,80 @@ export class DeviceView {
 
   #addReadings(readings: readonly Reading[]): void {
     this.#series.add(readings);
-    this.#series.trimBefore(Date.now() - WINDOW_MS);
+    this.#series.trimBefore(Date.now() - this.#range.ms);
+  }
+
+  /**
+   * History for the range shown: whole, or for a long range one reading per slice plus, for
+   * each stretch where a slice came back empty, the reading just before it (its seq − 1),
+   * which is where that silence began — so the gaps drawn are the device's, not the sampling's.
+   */
+  async #loadRange(): Promise<void> {
+    const load = ++this.#rangeLoad;
+    const range = this.#range;
+    const now = Date.now();
+    const plan = historyPlan(range.ms, this.#reported?.intervalMs ?? this.#desired?.intervalMs ?? 1000);
+    this.#bucketMs = plan.kind === "sampled" ? plan.bucketMs : null;
+    const figure = this.#caption.closest("figure")!;
+    figure.dataset.loading = "true";
+    try {
+      if (plan.kind === "dense") {
+        await this.#loadHistory({ since: now - range.ms });
+        return;
+      }
+      const started = performance.now();
+      let requests = 0;
+      const samples: Reading[] = [];
+      await eachLimited(bucketStarts(now - range.ms, now, plan.bucketMs), SAMPLE_PARALLEL, async (since) => {
+        if (this.#closed || load !== this.#rangeLoad) return;
+        requests++;
+        samples.push(...(await fetchReadingsPage(this.#id, { after: 0, since, limit: 1 })));
+      });
+      if (this.#closed || load !== this.#rangeLoad) return;
+      this.#series.add(samples, true);
+      const threshold = gapThresholdMs(this.#reported?.intervalMs ?? this.#desired?.intervalMs ?? 1000);
+      const candidates = silenceCandidates(this.#series.items, plan.bucketMs, threshold, this.#series.apart).slice(-MAX_SILENCE_LOOKUPS);
+      const before: Reading[] = [];
+      await eachLimited(candidates, SAMPLE_PARALLEL, async (r) => {
+        if (this.#closed || load !== this.#rangeLoad) return;
+        requests++;
+        before.push(...(await fetchReadingsPage(this.#id, { after: Math.max(0, r.seq - 2), limit: 1 })));
+      });
+      if (this.#closed || load !== this.#rangeLoad) return;
+      this.#series.add(before);
+      // Measured, never asserted: what a long range costs to open (the browser test prints it).
+      figure.dataset.loadMs = String(Math.round(performance.now() - started));
+      figure.dataset.requests = String(requests);
+      this.#render();
+    } catch (err) {
+      if (err instanceof HttpError && err.status < 500) return;
+      this.#showNotice("History for the chart could not be loaded; live readings still appear.");
+    } finally {
+      if (load === this.#rangeLoad) delete figure.dataset.loading;
+    }
+  }
+
+  #rangeGroup(): HTMLElement {
+    const group = h("div", { class: "ranges", role: "group", "aria-label": "Time range" });
+    for (const range of RANGES) {
+      const button = h(
+        "button",
+        { type: "button", class: "range-button", "aria-pressed": String(range === this.#range), "data-range": range.key, onclick: () => this.#setRange(range) },
+        range.label,
+      );
+      this.#rangeButtons.set(range.key, button);
+      group.append(button);
+    }
+    return group;
+  }
+
+  #setRange(range: ChartRange): void {
+    if (range === this.#range) return;
+    this.#range = range;
+    for (const [key, button] of this.#rangeButtons) setAttr(button, "aria-pressed", String(key === range.key));
+    this.#series.trimBefore(Date.now() - range.ms);
+    this.#renderChart();
+    void this.#loadRange();
   }
 
   async #loadHistory(range: { since: number; after?: number }): Promise<void> {
@@ -277,7 +398,7 @@ export class DeviceView {
     this.#renderPresence();
     this.#renderReading();
     // The window slides even when nothing arrives (an offline device's line moves left).
-    this.#series.trimBefore(Date.now() - WINDOW_MS);
+    this.#series.trimBefore(Date.now() - this.#range.ms);
     this.#renderChart();
   }
 
@@ -293,10 +414,35 @@ export class DeviceView {
     this.#renderChart();
   }
 
+  /** online · offline · never connected · unknown (this page cannot reach the endpoint, so it does not know). */
+  get presence(): "online" | "offline" | "never" | "unknown" {
+    if (this.#connection.kind !== "connected" || !this.#known) return "unknown";
+    if (this.#online) return "online";
+    return this.#lastSeen === null && this.#reported === null ? "never" : "offline";
+  }
+
   #renderPresence(): void {
-    setText(this.#presence, this.#online ? "Online" : "Offline");
-    setAttr(this.#presence, "data-state", this.#online ? "online" : "offline");
-    setText(this.#seen, this.#online ? ` · seen ${formatAgo(this.#lastSeen, Date.now())}` : ` · last seen ${formatAgo(this.#lastSeen, Date.now())}`);
+    const presence = this.presence;
+    const now = Date.now();
+    const ago = formatAgo(this.#lastSeen, now);
+    const text = { online: "Online", offline: "Offline", never: "Never connected", unknown: "Presence unknown" }[presence];
+    setText(this.#presence, text);
+    setAttr(this.#presence, "data-state", presence);
+    setText(
+      this.#seen,
+      presence === "online"
+        ? ` · seen ${ago}`
+        : presence === "offline"
+          ? ` · last seen ${ago}`
+          : presence === "never"
+            ? " · provisioned, waiting for its first connection"
+            : this.#known
+              ? // What we last knew, plainly as history: never the green "Online" of stale data.
+                ` · this page cannot reach the endpoint (last known: ${this.#online ? "online" : "offline"}, seen ${ago})`
+              : this.#connection.kind === "connecting"
+                ? " · connecting…"
+                : " · this page cannot reach the endpoint",
+    );
   }
 
   #renderMeta(): void {
@@ -338,9 +484,25 @@ export class DeviceView {
     this.el.dataset.scale = latest.scale;
     this.el.dataset.seq = String(latest.seq);
     const simulated = this.#reported?.sensor === "simulated";
-    setText(this.#readingAt, `${simulated ? "Simulated reading, not measured · " : ""}at ${new Date(latest.ts).toLocaleTimeString()} · ${formatAgo(latest.ts, Date.now())}`);
-    const text = `${this.#id}: ${formatTemperature(latest.temperature, latest.scale)}${simulated ? " (simulated)" : ""}`;
     const now = Date.now();
+    const today = new Date(latest.ts).toDateString() === new Date(now).toDateString();
+    const at = today ? this.#time.time(latest.ts) : this.#time.dateTime(latest.ts);
+    setText(this.#readingAt, `${simulated ? "Simulated reading, not measured · " : ""}at ${at} ${this.#time.zone} · ${formatAgo(latest.ts, now)}`);
+    // Stale: the device is offline (its last value, not its current one), or we cannot see the room at all.
+    const presence = this.presence;
+    const stale = presence === "offline" || presence === "unknown";
+    const nowCard = this.#value.closest(".now");
+    if (nowCard) setAttr(nowCard, "data-stale", stale ? "true" : null);
+    this.#stale.hidden = !stale;
+    setText(
+      this.#stale,
+      !stale
+        ? ""
+        : presence === "offline"
+          ? `Stale: the device is offline; this is its last reading, from ${formatAgo(latest.ts, now)}.`
+          : "Stale: this page cannot reach the endpoint; the device may have changed since.",
+    );
+    const text = `${this.#id}: ${formatTemperature(latest.temperature, latest.scale)}${simulated ? " (simulated)" : ""}`;
     const unitChanged = !this.#lastAnnounced.text.endsWith(unit(latest.scale));
     if (now - this.#lastAnnounced.at >= ANNOUNCE_EVERY_MS || unitChanged) {
       this.#lastAnnounced = { at: now, text };
@@ -356,10 +518,11 @@ export class DeviceView {
       setAttr(button, "aria-pressed", String(desired === scale));
       button.disabled = !this.#canCommand || !connected || this.#desired === null;
     }
-    const status = describeCommand(this.#command);
+    const status = describeCommand(this.#command, { reported: this.#reported?.scale ?? null });
     setText(this.#commandStatus, status.text);
     setAttr(this.#commandStatus, "data-tone", status.tone);
     setAttr(this.#commandStatus, "data-phase", this.#command?.phase ?? null);
+    this.#renderTrace();
     const actual = this.#reported?.scale;
     setText(this.#actual, actual ? `The device reports ${unit(actual)}.` : "The device has not reported its scale yet.");
     setAttr(this.#actual, "data-scale", actual ?? null);
@@ -370,8 +533,22 @@ export class DeviceView {
         : !connected
           ? "The switch is off until the connection is back."
           : !this.#online
-            ? "The device is offline: a change waits in the room and applies when it returns."
+            ? "The device is offline: a change is queued in the room and applies when it returns."
             : "",
+    );
+  }
+
+  /** The last command's steps with the time each took (room times; the click is this page's clock). */
+  #renderTrace(): void {
+    const steps = commandTrace(this.#command);
+    const text = steps.map((step) => describeStep(step));
+    if (this.#trace.dataset.steps === text.join("|")) return;
+    this.#trace.dataset.steps = text.join("|");
+    this.#trace.hidden = steps.length === 0;
+    this.#trace.replaceChildren(
+      ...steps.map((step, i) =>
+        h("li", { "data-step": step.step }, text[i]!, " ", h("time", { datetime: new Date(step.at).toISOString() }, `(${this.#time.time(step.at)})`)),
+      ),
     );
   }
 
@@ -381,19 +558,73 @@ export class DeviceView {
     const threshold = gapThresholdMs(this.#reported?.intervalMs ?? this.#desired?.intervalMs ?? 1000);
     const items = this.#series.items;
     const now = Date.now();
-    this.#chart.update(toChartData(items, scale, threshold), scale, [now - WINDOW_MS, now]);
-    const gaps = findGaps(items, threshold).length;
+    const window = chartWindow(items[0]?.ts, this.#range.ms, now);
+    const gaps = findGaps(items, threshold, this.#series.apart);
+    // No readings at all: an axis-less chart would say nothing; a sentence says why.
+    const empty = items.length === 0;
+    this.#plotBox.hidden = empty;
+    this.#chartEmpty.hidden = !empty;
+    setText(
+      this.#chartEmpty,
+      !empty
+        ? ""
+        : this.presence === "never"
+          ? "No readings yet: the chart starts with the device's first reading."
+          : `No readings in the ${this.#range.caption.toLowerCase().replace(/^last /, "last ")}.`,
+    );
+    if (!empty) this.#chart.update(toChartData(items, scale, threshold, this.#series.apart), scale, window, gaps);
+    const sampled = this.#bucketMs !== null ? ` · one reading per ${formatDuration(this.#bucketMs)} shown` : "";
     setText(
       this.#caption,
-      `Last hour · ${formatCount(items.length)} ${this.#reported?.sensor === "simulated" ? "simulated " : ""}${items.length === 1 ? "reading" : "readings"} in ${unit(scale)}` +
-        (gaps ? ` · ${gaps} ${gaps === 1 ? "gap" : "gaps"}` : ""),
+      `${this.#range.caption} · times in ${this.#time.zone} · ${formatCount(items.length)} ${this.#reported?.sensor === "simulated" ? "simulated " : ""}${items.length === 1 ? "reading" : "readings"} in ${unit(scale)}${sampled}` +
+        (gaps.length ? ` · ${gaps.length} ${gaps.length === 1 ? "gap" : "gaps"}` : ""),
     );
+    setAttr(this.#plotBox, "aria-label", `Chart of temperature readings, ${this.#range.caption.toLowerCase()}`);
+    this.#renderGapList(gaps);
     // Facts a test (or a curious person with devtools) can read without parsing the canvas.
-    const figure = this.#caption.parentElement!;
+    const figure = this.#caption.closest("figure")!;
     figure.dataset.points = String(items.length);
-    figure.dataset.gaps = String(gaps);
+    figure.dataset.gaps = String(gaps.length);
     figure.dataset.firstSeq = String(items[0]?.seq ?? 0);
     figure.dataset.maxSeq = String(this.#series.maxSeq);
+    figure.dataset.range = this.#range.key;
+    figure.dataset.windowFrom = String(Math.round(window[0]));
+    figure.dataset.windowTo = String(Math.round(window[1]));
+    figure.dataset.firstTs = String(items[0]?.ts ?? "");
+  }
+
+  /** The newest silences in words, with how long each lasted (all of them are shaded on the chart). */
+  #renderGapList(gaps: readonly { from: number; to: number }[]): void {
+    const shown = gaps.slice(-MAX_GAPS_LISTED).reverse();
+    const key = shown.map((g) => `${g.from}-${g.to}`).join(",") + `/${gaps.length}`;
+    if (this.#gapList.dataset.key === key) return;
+    this.#gapList.dataset.key = key;
+    const span = (g: { from: number; to: number }) => {
+      const long = g.to - g.from > 86_400_000 || this.#range.ms > 86_400_000;
+      // Seconds for short silences: "22:47 – 22:47" would say nothing.
+      const f = (ts: number) => (long ? this.#time.dateTime(ts) : g.to - g.from < 3_600_000 ? this.#time.time(ts) : this.#time.short(ts));
+      return `${f(g.from)} – ${f(g.to)}`;
+    };
+    this.#gapList.replaceChildren(
+      ...shown.map((g) => h("li", {}, `No readings for ${formatDuration(g.to - g.from)} (${span(g)})`)),
+      ...(gaps.length > shown.length ? [h("li", {}, `and ${gaps.length - shown.length} earlier`)] : []),
+    );
+  }
+
+  /** An id no device has: a page that says so, not a device page with nothing in it. */
+  #showNotFound(): void {
+    this.#chart.destroy();
+    this.el.dataset.notFound = "true";
+    this.el.replaceChildren(
+      h(
+        "div",
+        { class: "card not-found" },
+        h("h1", { id: "device-title" }, "Device not found"),
+        h("p", {}, "No device called ", h("code", {}, this.#id), " is registered with this endpoint."),
+        h("p", { class: "hint" }, "Check the address, or pick a device from the list. A new device appears once an operator provisions it."),
+        h("p", {}, h("a", { href: "/", "data-nav": true }, "Back to all devices")),
+      ),
+    );
   }
 
   #showNotice(text: string): void {

@@ -51,6 +51,8 @@ export class FleetView {
   #searchTimer: ReturnType<typeof setTimeout> | undefined;
   #selected: string | null = null;
   #live: Reading | null = null;
+  /** The last refresh reached the endpoint. While it cannot, the rows are old news: presence is unknown. */
+  #reachable = true;
 
   constructor(opts: { onQuery(query: FleetQuery): void }) {
     this.#onQuery = opts.onQuery;
@@ -123,6 +125,14 @@ export class FleetView {
     this.#render();
   }
 
+  /** Whether the fleet refresh reaches the endpoint (fleet-feed.ts's state). */
+  setReachable(reachable: boolean): void {
+    if (reachable === this.#reachable) return;
+    this.#reachable = reachable;
+    setAttr(this.el, "data-reachable", reachable ? null : "false");
+    this.#render();
+  }
+
   /** Ages ("seen 3 s ago") move with the clock. */
   tick(): void {
     this.#render();
@@ -160,9 +170,12 @@ export class FleetView {
       }
       // Keep DOM order = page order without rebuilding (focus stays where it was).
       if (this.#list.children[index] !== row.li) this.#list.insertBefore(row.li, this.#list.children[index] ?? null);
-      setAttr(row.li, "data-state", d.online ? "online" : "offline");
+      // Never connected is not a failure (no red); unknown is what a page that cannot see the endpoint knows.
+      const never = !d.online && d.lastSeen === null;
+      const state = !this.#reachable ? "unknown" : d.online ? "online" : never ? "never" : "offline";
+      setAttr(row.li, "data-state", state);
       setAttr(row.link, "aria-current", d.id === this.#selected ? "page" : null);
-      setText(row.state, d.online ? "Online" : "Offline");
+      setText(row.state, { online: "Online", offline: "Offline", never: "Never connected", unknown: "Presence unknown" }[state]);
       const live = d.id === this.#selected ? this.#live : null;
       setText(
         row.temp,
@@ -172,7 +185,14 @@ export class FleetView {
             ? formatTemperature(d.temperature, d.scale)
             : "no reading",
       );
-      const seen = d.online ? `seen ${formatAgo(d.lastSeen, now)}` : `last seen ${formatAgo(d.lastSeen, now)}`;
+      const seen =
+        state === "unknown"
+          ? `last known ${d.online ? "online" : never ? "never connected" : "offline"}${d.lastSeen === null ? "" : `, seen ${formatAgo(d.lastSeen, now)}`}`
+          : state === "never"
+            ? "provisioned"
+            : d.online
+              ? `seen ${formatAgo(d.lastSeen, now)}`
+              : `last seen ${formatAgo(d.lastSeen, now)}`;
       setText(row.sub, [seen, d.fw ? `fw ${d.fw}` : null].filter(Boolean).join(" · "));
       renderAlertBadge(row.link, d.alerts);
     });

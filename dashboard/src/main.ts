@@ -28,6 +28,8 @@ class Dashboard {
   readonly #session: Session;
   readonly #fleet = new FleetView({ onQuery: (query) => this.#fleetFeed.set(query) });
   readonly #main = h("main", { id: "main", class: "main", tabindex: "-1" });
+  /** Said once for the whole page while it cannot reach the endpoint; polite: it is news, not an error the user made. */
+  readonly #banner = h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true });
   readonly #fleetFeed: FleetFeed;
   readonly #clock: ReturnType<typeof setInterval>;
   #fleetLoaded = false;
@@ -40,7 +42,7 @@ class Dashboard {
   constructor(session: Session, route: Route) {
     this.#session = session;
     this.#route = route;
-    root.replaceChildren(h("div", { class: "layout" }, this.#fleet.el, this.#main));
+    root.replaceChildren(this.#banner, h("div", { class: "layout" }, this.#fleet.el, this.#main));
     this.#fleetFeed = new FleetFeed({
       query: this.#fleet.query,
       onPage: (page) => {
@@ -50,6 +52,8 @@ class Dashboard {
       },
       onState: (state) => {
         this.#connections.fleet = state;
+        // A failed refresh means the list is old news: its presence is unknown until one gets through.
+        this.#fleet.setReachable(state.kind !== "reconnecting");
         this.#renderConnection();
       },
     });
@@ -121,16 +125,7 @@ class Dashboard {
     } else if (this.#fleet.searching) {
       this.#main.replaceChildren(h("p", { class: "loading" }, "No device matches the search."));
     } else {
-      // The old dashboard's words, so people who knew it recognise the state.
-      this.#main.replaceChildren(
-        h(
-          "div",
-          { class: "awaiting", role: "status" },
-          h("span", { class: "spinner", "aria-hidden": "true" }),
-          h("p", {}, "Awaiting IoT Endpoint Registration ..."),
-          h("p", { class: "hint" }, "Start a device (", h("code", {}, "npm run device -- --simulate"), ") and it appears here."),
-        ),
-      );
+      this.#main.replaceChildren(awaitingRegistration(canCommand(this.#session)));
     }
     this.#renderConnection();
   }
@@ -158,7 +153,50 @@ class Dashboard {
     }
     setText(connectionEl, text);
     setAttr(connectionEl, "data-state", kind);
+    this.#banner.hidden = kind !== "reconnecting";
+    setText(
+      this.#banner,
+      kind === "reconnecting"
+        ? `${text}: this page cannot reach the endpoint. Presence is unknown and the values shown may be out of date until it is back.`
+        : "",
+    );
   }
+}
+
+/**
+ * No device yet: the two commands that add one, with this endpoint's address filled in
+ * (a device needs a token, so the agent alone would be refused with 401). The old
+ * dashboard's words head it, so people who knew it recognise the state.
+ */
+function awaitingRegistration(operator: boolean): HTMLElement {
+  const endpoint = location.origin;
+  const provision = `npm run device -- provision --endpoint ${endpoint} --id my-device --admin-token <operator token>`;
+  const run = `npm run device -- --simulate --endpoint ${endpoint} --token <token printed by step 1>`;
+  return h(
+    "div",
+    { class: "awaiting", role: "status" },
+    h("span", { class: "spinner", "aria-hidden": "true" }),
+    h("p", {}, "Awaiting IoT Endpoint Registration ..."),
+    h(
+      "div",
+      { class: "steps" },
+      h("p", {}, operator ? "Add a device from the project's folder:" : "An operator adds a device from the project's folder:"),
+      h(
+        "ol",
+        {},
+        h("li", {}, "Provision it: this prints its token, once.", h("pre", {}, h("code", { "data-step": "provision" }, provision))),
+        h(
+          "li",
+          {},
+          "Run the agent with that token (",
+          h("code", {}, "--simulate"),
+          " invents readings for a demo; leave it out on a Pi with a TMP102).",
+          h("pre", {}, h("code", { "data-step": "run" }, run)),
+        ),
+      ),
+      h("p", { class: "hint" }, "It appears here as soon as it connects. The operator token is ADMIN_TOKEN in .dev.vars locally."),
+    ),
+  );
 }
 
 // -----------------------------------------------------------------------------

@@ -8,8 +8,78 @@
  */
 import { convert, type Reading, type Scale } from "../../party/protocol";
 
-/** The chart shows the last hour. */
+/** The chart shows the last hour until the viewer picks another range. */
 export const WINDOW_MS = 60 * 60 * 1000;
+
+/** The range presets, shortest first. */
+export const RANGES = [
+  { key: "15m", label: "15 min", caption: "Last 15 minutes", ms: 15 * 60_000 },
+  { key: "1h", label: "1 h", caption: "Last hour", ms: WINDOW_MS },
+  { key: "6h", label: "6 h", caption: "Last 6 hours", ms: 6 * WINDOW_MS },
+  { key: "24h", label: "24 h", caption: "Last 24 hours", ms: 24 * WINDOW_MS },
+  { key: "7d", label: "7 d", caption: "Last 7 days", ms: 7 * 24 * WINDOW_MS },
+] as const;
+export type ChartRange = (typeof RANGES)[number];
+export const DEFAULT_RANGE: ChartRange = RANGES[1];
+
+/** The narrowest x window: a device's first seconds are spread over a minute, not drawn as one column. */
+export const MIN_WINDOW_MS = 60_000;
+
+/**
+ * The x window [from, to] in ms: the range ending now, or, while the data covers less than
+ * the range (a device that started ten minutes ago on the 1 h view), the data's own span, so
+ * its first minutes fill the chart instead of a 1-px sliver at the right edge.
+ */
+export function chartWindow(firstTs: number | undefined, rangeMs: number, now: number): [number, number] {
+  const from = now - rangeMs;
+  if (firstTs === undefined || firstTs <= from) return [from, now];
+  return [Math.min(firstTs, now - MIN_WINDOW_MS), now];
+}
+
+/** Above this many readings a range's history is sampled rather than fetched whole (4 pages of the API). */
+export const DENSE_MAX_READINGS = 20_000;
+/** How many slices a sampled range is cut into: one request (one reading) each. */
+export const SAMPLE_BUCKETS = 150;
+
+/**
+ * How to fetch a range's history: whole when it is small enough (an hour at 1 Hz is
+ * 3,600 readings), else one reading per slice. 7 days at 1 Hz is 604,800 readings
+ * (~36 MB of JSON): the API has no aggregate, so the page asks for the first reading at
+ * or after each slice's start, 150 small requests instead of 121 big ones.
+ */
+export function historyPlan(rangeMs: number, intervalMs: number): { kind: "dense" } | { kind: "sampled"; bucketMs: number } {
+  if (rangeMs / Math.max(intervalMs, 1) <= DENSE_MAX_READINGS) return { kind: "dense" };
+  return { kind: "sampled", bucketMs: Math.ceil(rangeMs / SAMPLE_BUCKETS) };
+}
+
+/** The start of every slice of [from, to), `bucketMs` apart. */
+export function bucketStarts(from: number, to: number, bucketMs: number): number[] {
+  const out: number[] = [];
+  for (let t = from; t < to; t += bucketMs) out.push(Math.floor(t));
+  return out;
+}
+
+/**
+ * Two readings with others between them (seq not consecutive) that the page did not
+ * fetch: a sampled stretch. Time between them is not a silence, so no gap is drawn.
+ */
+export type Apart = (a: Reading, b: Reading) => boolean;
+const never: Apart = () => false;
+
+/**
+ * In sampled history, pairs of neighbours further apart than a slice (plus the gap
+ * threshold) may hide a silence: for each, the reading just before the later one (its
+ * seq − 1) tells where that silence began. Returns the later readings to ask about.
+ */
+export function silenceCandidates(readings: readonly Reading[], bucketMs: number, thresholdMs: number, apart: Apart): Reading[] {
+  const out: Reading[] = [];
+  for (let i = 1; i < readings.length; i++) {
+    const a = readings[i - 1]!;
+    const b = readings[i]!;
+    if (apart(a, b) && b.ts - a.ts > bucketMs + thresholdMs) out.push(b);
+  }
+  return out;
+}
 
 /**
  * A silence longer than this many sample intervals is drawn as a gap. Three,
@@ -37,7 +107,12 @@ function before(a: Reading, b: Reading): boolean {
 export class ReadingSeries {
   #items: Reading[] = [];
   #seqs = new Set<number>();
+  /** Seqs fetched as samples of a long range: their neighbours on the chart are not their neighbours in seq. */
+  #sampled = new Set<number>();
   #maxSeq = 0;
+
+  /** Neighbours on the chart with readings between them that were not fetched (see Apart). */
+  readonly apart: Apart = (a, b) => b.seq - a.seq > 1 && (this.#sampled.has(a.seq) || this.#sampled.has(b.seq));
 
   get length(): number {
     return this.#items.length;
@@ -62,11 +137,12 @@ export class ReadingSeries {
     return this.#items.find((r) => r.seq === this.#maxSeq);
   }
 
-  /** Add readings in any order; returns how many were new. */
-  add(readings: readonly Reading[]): number {
+  /** Add readings in any order (`sampled`: one per slice of a long range); returns how many were new. */
+  add(readings: readonly Reading[], sampled = false): number {
     let added = 0;
     for (const r of readings) {
       if (this.#seqs.has(r.seq)) continue;
+      if (sampled) this.#sampled.add(r.seq);
       this.#seqs.add(r.seq);
       if (r.seq > this.#maxSeq) this.#maxSeq = r.seq;
       const items = this.#items;
@@ -87,7 +163,10 @@ export class ReadingSeries {
     let n = 0;
     while (n < items.length && items[n]!.ts < cutoffTs) n++;
     if (n === 0) return 0;
-    for (const r of items.slice(0, n)) this.#seqs.delete(r.seq);
+    for (const r of items.slice(0, n)) {
+      this.#seqs.delete(r.seq);
+      this.#sampled.delete(r.seq);
+    }
     this.#items = items.slice(n);
     // maxSeq stays: it is where catch-up resumes, and trimming only drops old readings.
     return n;
@@ -96,6 +175,7 @@ export class ReadingSeries {
   clear(): void {
     this.#items = [];
     this.#seqs.clear();
+    this.#sampled.clear();
     this.#maxSeq = 0;
   }
 }
@@ -114,13 +194,13 @@ function insertionIndex(items: readonly Reading[], r: Reading): number {
 /** A stretch with no readings: from the last reading before it to the first after it (ms). */
 export type Gap = { from: number; to: number };
 
-/** Silences longer than `thresholdMs` between consecutive readings (sorted by time). */
-export function findGaps(readings: readonly Reading[], thresholdMs: number): Gap[] {
+/** Silences longer than `thresholdMs` between consecutive readings (sorted by time), except across sampled stretches. */
+export function findGaps(readings: readonly Reading[], thresholdMs: number, apart: Apart = never): Gap[] {
   const gaps: Gap[] = [];
   for (let i = 1; i < readings.length; i++) {
-    const from = readings[i - 1]!.ts;
-    const to = readings[i]!.ts;
-    if (to - from > thresholdMs) gaps.push({ from, to });
+    const a = readings[i - 1]!;
+    const b = readings[i]!;
+    if (b.ts - a.ts > thresholdMs && !apart(a, b)) gaps.push({ from: a.ts, to: b.ts });
   }
   return gaps;
 }
@@ -134,12 +214,12 @@ export type ChartData = [xs: number[], ys: (number | null)[]];
  * a break in the line (spanGaps off), so one null point is put in the middle
  * of each gap.
  */
-export function toChartData(readings: readonly Reading[], scale: Scale, thresholdMs: number): ChartData {
+export function toChartData(readings: readonly Reading[], scale: Scale, thresholdMs: number, apart: Apart = never): ChartData {
   const xs: number[] = [];
   const ys: (number | null)[] = [];
   let prev: Reading | undefined;
   for (const r of readings) {
-    if (prev && r.ts - prev.ts > thresholdMs) {
+    if (prev && r.ts - prev.ts > thresholdMs && !apart(prev, r)) {
       xs.push((prev.ts + r.ts) / 2 / 1000);
       ys.push(null);
     }

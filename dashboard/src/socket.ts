@@ -20,8 +20,8 @@ export type ConnectionState =
   | { kind: "connecting" }
   | { kind: "connected" }
   | { kind: "reconnecting"; attempt: number }
-  /** Will not retry: the session ended (401), or the device does not exist (404). */
-  | { kind: "stopped"; reason: string };
+  /** Will not retry: the session ended (401), or the device does not exist (404: `notFound`). */
+  | { kind: "stopped"; reason: string; notFound?: boolean };
 
 export type RoomSocket = {
   /** True when the frame went out now; false when the socket is not open (nothing is queued). */
@@ -38,12 +38,12 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
   onBadFrame?(reason: string): void;
 }): RoomSocket {
   let stopped = false;
-  const stop = (reason: string) => {
+  const stop = (reason: string, notFound = false) => {
     if (stopped) return;
     stopped = true;
     heartbeat.stop();
     socket.close(1000, reason);
-    opts.onState({ kind: "stopped", reason });
+    opts.onState({ kind: "stopped", reason, ...(notFound ? { notFound } : {}) });
   };
 
   const url = async (): Promise<string> => {
@@ -53,7 +53,7 @@ export function openRoomSocket<T extends z.ZodType>(opts: {
       return `${scheme}//${location.host}${path}?ticket=${encodeURIComponent(ticket)}`;
     } catch (err) {
       // 401/403/404 will not get better by retrying: stop, and say why. Anything else: partysocket retries.
-      if (err instanceof HttpError && err.status === 404) stop("it has not registered with this endpoint");
+      if (err instanceof HttpError && err.status === 404) stop("it has not registered with this endpoint", true);
       else if (err instanceof HttpError && (err.status === 401 || err.status === 403)) stop(err.message);
       throw err;
     }

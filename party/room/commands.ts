@@ -2,6 +2,10 @@
  * Commands: what operators asked a device to do, with their lifecycle
  * queued → delivered → applied / failed / timed-out. One row per command,
  * the latest KEEP_COMMANDS kept for the dashboard's history.
+ *
+ * A queued command (device offline) waits without a deadline: the device gets
+ * it when it returns, so "timed out" would be false. The time-out runs from
+ * delivery, for as long as the deadline given at insert allowed.
  */
 import type { CommandBody, CommandRecord, CommandStatus } from "../protocol";
 import type { Meter } from "./meter";
@@ -9,7 +13,7 @@ import type { Meter } from "./meter";
 /** Commands kept for the dashboard's history; older ones are pruned. */
 export const KEEP_COMMANDS = 50;
 
-type CommandRow = { id: string; body: string; status: string; error: string | null; created: number; updated: number };
+type CommandRow = { id: string; body: string; status: string; error: string | null; created: number; updated: number; delivered: number | null };
 
 export class CommandsStore {
   readonly #sql: SqlStorage;
@@ -24,12 +28,16 @@ export class CommandsStore {
     this.#meter = meter;
     sql.exec(`CREATE TABLE IF NOT EXISTS commands (
       id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
-      created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL)`);
+      created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL, delivered INTEGER)`);
+    // Rooms made before the delivery time was kept: add its column (NULL: not known for older rows).
+    if (sql.exec("SELECT 1 FROM pragma_table_info('commands') WHERE name = 'delivered'").toArray().length === 0) {
+      sql.exec("ALTER TABLE commands ADD COLUMN delivered INTEGER");
+    }
   }
 
   get(id: string): CommandRecord | undefined {
     const row = this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands WHERE id = ?", id)
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands WHERE id = ?", id)
       .toArray()[0];
     return row && commandFromRow(row);
   }
@@ -37,7 +45,7 @@ export class CommandsStore {
   /** Newest first. */
   recent(): CommandRecord[] {
     return this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands ORDER BY created DESC, rowid DESC LIMIT ?", KEEP_COMMANDS)
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands ORDER BY created DESC, rowid DESC LIMIT ?", KEEP_COMMANDS)
       .toArray()
       .map(commandFromRow);
   }
@@ -45,7 +53,7 @@ export class CommandsStore {
   /** Oldest first: the order they go to a device that reconnects (a scan of the ≤ 50 kept rows). */
   queued(): CommandRecord[] {
     return this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated FROM commands WHERE status = 'queued' ORDER BY created, rowid")
+      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands WHERE status = 'queued' ORDER BY created, rowid")
       .toArray()
       .map(commandFromRow);
   }
@@ -67,25 +75,40 @@ export class CommandsStore {
 
   setStatus(id: string, status: CommandStatus, error: string | undefined, now: number): CommandRecord | undefined {
     this.#nextDeadline = undefined;
+    // Delivery starts the time-out (deadline − created is how long it may take) and is the trace's second step.
+    const delivered = status === "delivered";
     this.#meter.wrote(
-      this.#sql.exec("UPDATE commands SET status = ?, error = ?, updated = ? WHERE id = ?", status, error ?? null, now, id),
+      this.#sql.exec(
+        `UPDATE commands SET status = ?, error = ?, updated = ?,
+           delivered = CASE WHEN ? THEN ? ELSE delivered END,
+           deadline = CASE WHEN ? THEN ? + (deadline - created) ELSE deadline END
+         WHERE id = ?`,
+        status,
+        error ?? null,
+        now,
+        delivered ? 1 : 0,
+        now,
+        delivered ? 1 : 0,
+        now,
+        id,
+      ),
     );
     return this.get(id);
   }
 
-  /** Ids of commands still waiting for the device past their deadline. */
+  /** Ids of commands delivered and not answered by their deadline (queued ones wait for the device). */
   overdue(now: number): string[] {
     return this.#sql
-      .exec<{ id: string }>("SELECT id FROM commands WHERE status IN ('queued', 'delivered') AND deadline <= ?", now)
+      .exec<{ id: string }>("SELECT id FROM commands WHERE status = 'delivered' AND deadline <= ?", now)
       .toArray()
       .map((r) => r.id);
   }
 
-  /** The earliest deadline of a command still waiting, or null. */
+  /** The earliest deadline of a delivered command still unanswered, or null. */
   nextDeadline(): number | null {
     if (this.#nextDeadline === undefined) {
       this.#nextDeadline = this.#sql
-        .exec<{ d: number | null }>("SELECT MIN(deadline) AS d FROM commands WHERE status IN ('queued', 'delivered')")
+        .exec<{ d: number | null }>("SELECT MIN(deadline) AS d FROM commands WHERE status = 'delivered'")
         .one().d;
     }
     return this.#nextDeadline;
@@ -108,6 +131,7 @@ function commandFromRow(row: CommandRow): CommandRecord {
     status: row.status as CommandStatus,
     ...(row.error ? { error: row.error } : {}),
     createdAt: row.created,
+    ...(row.delivered !== null ? { deliveredAt: row.delivered } : {}),
     updatedAt: row.updated,
   };
 }

@@ -7,7 +7,8 @@
  * endpoint, a device registering, watching it, commanding it, a viewer's phone,
  * a dropped connection, the device going away, a fleet too big for one page, signing out.
  *
- * Screenshots go to test/artifacts/ (git-ignored) for a person to look at;
+ * Screenshots go to test/artifacts/ (git-ignored, except issue14-*.png from
+ * dashboard-states.test.ts, which are committed) for a person to look at;
  * the page-load-to-first-live-reading time is written to
  * test/artifacts/timings.json (measured, not asserted).
  */
@@ -326,9 +327,9 @@ describe("the dashboard in a browser", () => {
   it("says so when a device URL names a device that never registered", async () => {
     const page = await newPage("desktop", operator.adminToken);
     await page.goto(`${endpoint.url}/devices/${MISSING}`);
-    const notice = page.locator(".device .notice");
-    await notice.waitFor({ timeout: SOON });
-    expect(await notice.textContent()).toBe(`Not connected to ${MISSING}: it has not registered with this endpoint.`);
+    // A not-found page, not a device page with nothing in it (issue 14).
+    await page.getByRole("heading", { name: "Device not found" }).waitFor({ timeout: SOON });
+    expect(await page.locator(".not-found").textContent()).toContain(`No device called ${MISSING} is registered with this endpoint.`);
     // The rest of the page still works: the fleet is there and the page's own connection is fine.
     await page.locator(`.fleet li[data-device="${DEVICE}"]`).waitFor({ timeout: SOON });
     await page.locator("#connection[data-state=connected]").waitFor({ timeout: SOON });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Reading } from "../../party/protocol";
-import { findGaps, gapThresholdMs, ReadingSeries, toChartData } from "../../dashboard/src/series";
+import { bucketStarts, chartWindow, findGaps, gapThresholdMs, historyPlan, MIN_WINDOW_MS, ReadingSeries, silenceCandidates, toChartData } from "../../dashboard/src/series";
 
 const T0 = 1_739_129_986_000;
 /** Reading `seq` taken at T0 + `second` s. */
@@ -79,5 +79,41 @@ describe("gap detection", () => {
 
   it("gives empty columns for no readings", () => {
     expect(toChartData([], "F", 3000)).toEqual([[], []]);
+  });
+});
+
+describe("chart ranges (issue 14)", () => {
+  const HOUR = 3_600_000;
+
+  it("fits the window to the data while it covers less than the range, so the first minutes are not a sliver", () => {
+    const now = T0 + 10 * 60_000;
+    expect(chartWindow(T0, HOUR, now)).toEqual([T0, now]);
+    // A device seconds old still gets a minute's width.
+    expect(chartWindow(now - 5_000, HOUR, now)).toEqual([now - MIN_WINDOW_MS, now]);
+    // Data older than the range: the range itself.
+    expect(chartWindow(now - 2 * HOUR, HOUR, now)).toEqual([now - HOUR, now]);
+    expect(chartWindow(undefined, HOUR, now)).toEqual([now - HOUR, now]);
+  });
+
+  it("fetches short ranges whole and samples long ones, one request per slice", () => {
+    expect(historyPlan(HOUR, 1000)).toEqual({ kind: "dense" });
+    expect(historyPlan(7 * 24 * HOUR, 1000)).toEqual({ kind: "sampled", bucketMs: Math.ceil((7 * 24 * HOUR) / 150) });
+    expect(bucketStarts(0, 1000, 300)).toEqual([0, 300, 600, 900]);
+  });
+
+  it("draws no gap between samples that have readings between them, but does across a real silence", () => {
+    const s = new ReadingSeries();
+    // One reading per 60 s slice (seqs 1, 61, 121: the readings between were not fetched)…
+    s.add([r(1, 0), r(61, 60), r(121, 120)], true);
+    expect(findGaps(s.items, 3_000, s.apart)).toEqual([]);
+    // …then a slice that came back with a reading 10 min later: a candidate for a silence.
+    s.add([r(181, 720)], true);
+    const candidates = silenceCandidates(s.items, 60_000, 3_000, s.apart);
+    expect(candidates.map((x) => x.seq)).toEqual([181]);
+    // Its seq − 1 is where the silence began (at 121 s + 59 s): neighbours in seq, far apart in time.
+    s.add([r(180, 179)]);
+    expect(findGaps(s.items, 3_000, s.apart)).toEqual([{ from: T0 + 179_000, to: T0 + 720_000 }]);
+    const [, ys] = toChartData(s.items, "F", 3_000, s.apart);
+    expect(ys.filter((y) => y === null)).toHaveLength(1);
   });
 });
