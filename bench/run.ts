@@ -10,7 +10,8 @@
  *
  * Scenarios: fleet, burst, reconnect storm, backfill, unwatched (hub only),
  * and with --scale a thousand watched devices and an endpoint restart (see
- * --help), then the agent's own cost at 1 Hz. On the hub every scenario also
+ * --help), then the agent's own cost at 1 Hz; `--scenarios outbox` (not in the default
+ * run: ≥ 10 min) measures the agent's disk writes per reading (bench/lib/outbox.ts). On the hub every scenario also
  * reads the rooms' own counters (rows written, commits, billed requests) and
  * turns them into $ per device-month. Prints the tables and the issue's goals,
  * met or not, and writes the same as JSON to bench/results/. Nothing here is a
@@ -27,6 +28,7 @@ import { freePort, nodeProc, Proc, ROOT, sleep, waitFor } from "../test/support/
 import { dollars, PRICES } from "./lib/cost";
 import { readStats, selfCalls, sumCounters, type Counters, type Snapshot } from "./lib/counters";
 import { FsyncCounter, workerdPids, type FsyncCount } from "./lib/fsync";
+import { outboxTable, outboxWrites, type OutboxResult } from "./lib/outbox";
 import { Profiler } from "./lib/cpuprofile";
 import { costCases, goals, judgedHub, type CostCase, type Goal } from "./lib/judge";
 import { latency, percentile, type Latency } from "./lib/stats";
@@ -35,7 +37,10 @@ import type { DashboardSpec, DeviceAuth, DeviceSpec, FromWorker, Plan, Scenario,
 const HELP = `npm run bench [-- options]
 
   --quick                 a smaller run that finishes in about a minute (targets: hub, mosquitto, mosquitto-ws)
-  --scenarios LIST        fleet,burst,storm,backfill,unwatched,scale (default: all but scale)
+  --scenarios LIST        fleet,burst,storm,backfill,unwatched,scale,outbox (default: all but scale and outbox)
+                          outbox: the agent's disk writes per reading (/proc/PID/io), memory first and
+                          strict, watched, unwatched and offline, 1 Hz for --outbox-seconds; hub only
+  --outbox-seconds S      outbox: the measured window (default 600)
   --scale                 the scale run alone: 1,000 devices x 1 Hz x 1 dashboard, then an endpoint
                           restart (targets: hub, mosquitto, mosquitto-ws unless --targets)
   --targets LIST          hub,hub-dev,mosquitto,mosquitto-ws,ws-relay (default: all)
@@ -78,6 +83,7 @@ const OPTIONS = {
   "unwatched-ms": { type: "string" },
   "unwatched-seconds": { type: "string" },
   "scale-seconds": { type: "string" },
+  "outbox-seconds": { type: "string" },
   qos: { type: "string" },
   "hub-var": { type: "string", multiple: true },
   strace: { type: "boolean", default: false },
@@ -135,6 +141,7 @@ function options() {
     /** A thousand watched devices, then the endpoint killed and started again on the same state. */
     scale: { devices: devices(1_000), rateHz: 1, steadySeconds: num(opts["scale-seconds"], 15, "scale-seconds"), markBeforeKillMs: 1_000, recoverTimeoutMs: 60_000, afterMs: 3_000 },
     agentSeconds: quick ? 2 : 30,
+    outboxSeconds: num(opts["outbox-seconds"], 600, "outbox-seconds"),
     /** After the last send, how long late readings may still arrive before they count as lost. */
     graceMs: quick ? 800 : 3_000,
     qos: opts.qos === "1" ? (1 as const) : (0 as const),
@@ -147,12 +154,17 @@ function options() {
   };
   if (opts.qos !== undefined && opts.qos !== "0" && opts.qos !== "1") throw new Error(`--qos must be 0 or 1, got ${opts.qos}`);
   const defaultScenarios = opts.scale ? (["scale"] as Scenario[]) : ALL_SCENARIOS.filter((s) => s !== "scale");
-  const scenarios = opts.scenarios ? pick(opts.scenarios, ALL_SCENARIOS, "scenarios") : defaultScenarios;
+  // outbox is the agent's own step (10+ minutes), never in the default run.
+  const listed = opts.scenarios?.split(",").map((s) => s.trim());
+  const outboxRun = listed?.includes("outbox") ?? false;
+  const others = listed?.filter((s) => s !== "outbox");
+  const scenarios = others ? (others.length ? pick(others.join(","), ALL_SCENARIOS, "scenarios") : []) : defaultScenarios;
   // --quick keeps the hub and the peers the goals name, to stay near a minute; --targets has the rest.
-  const defaultTargets = scenarios.every((s) => s === "scale") || quick ? (["hub", "mosquitto", "mosquitto-ws"] as TargetName[]) : [...ALL_TARGETS];
+  const defaultTargets =
+    scenarios.length === 0 ? (["hub"] as TargetName[]) : scenarios.every((s) => s === "scale") || quick ? (["hub", "mosquitto", "mosquitto-ws"] as TargetName[]) : [...ALL_TARGETS];
   const targetNames = opts.targets ? pick(opts.targets, ALL_TARGETS, "targets") : defaultTargets;
   for (const v of opts["hub-var"] ?? []) if (v.indexOf(":") < 1) throw new Error(`--hub-var NAME:VALUE, got ${v}`);
-  return { opts, quick, config, scenarios, targetNames };
+  return { opts, quick, config, scenarios, targetNames, outboxRun };
 }
 
 let parsed: ReturnType<typeof options>;
@@ -162,7 +174,7 @@ try {
   console.error(`bench: ${err instanceof Error ? err.message : String(err)}\n\n${HELP}`);
   process.exit(2);
 }
-const { opts, quick, config, scenarios, targetNames } = parsed;
+const { opts, quick, config, scenarios, targetNames, outboxRun } = parsed;
 if (opts.help) {
   console.log(HELP);
   process.exit(0);
@@ -915,6 +927,7 @@ const running: Running[] = [];
 const outcomes: Outcome[] = [];
 const profiles: Partial<Record<Scenario, string>> = {};
 let agent: AgentCost | undefined;
+let outbox: OutboxResult | undefined;
 const stopAll = async () => {
   for (const r of running.splice(0)) await r.stop().catch(() => {});
 };
@@ -973,13 +986,23 @@ try {
     }
   }
   const hub = running.find((r) => r.name === "hub") ?? running.find((r) => r.name === "hub-dev");
-  if (hub && !opts["no-agent"]) {
+  if (hub && !opts["no-agent"] && scenarios.length > 0) {
     process.stdout.write(`bench: the agent at 1 Hz for ${config.agentSeconds} s … `);
     try {
       agent = await agentCost(hub);
       console.log("done");
     } catch (err) {
       // The agent is measured, not tested here: a broken build leaves its line out, not the run.
+      console.log(`failed: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
+    }
+  }
+  if (hub && outboxRun) {
+    process.stdout.write(`bench: the agent's outbox, 6 agents at 1 Hz for ${config.outboxSeconds} s … `);
+    const h = hub.target as Extract<Target, { kind: "hub" }>;
+    try {
+      outbox = await outboxWrites({ base: h.base, adminToken: h.adminToken, provision: (ids) => provision(hub, ids), tag: runTag, seconds: config.outboxSeconds });
+      console.log("done");
+    } catch (err) {
       console.log(`failed: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
     }
   }
@@ -1001,12 +1024,17 @@ if (agent) {
     `\nagent at 1 Hz (${agent.how}, ${agent.node}, x86-64 here, not a Pi): RSS ${agent.rssMb.toFixed(1)} MB (max ${agent.maxRssMb.toFixed(1)} MB), CPU ${agent.cpuPercent.toFixed(2)}% of one core over ${agent.seconds} s`,
   );
 }
+if (outbox) {
+  console.log(
+    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
+  );
+}
 for (const [scenario, summary] of Object.entries(profiles)) console.log(`\nhub profile, ${scenario} (self time, Worker isolate):\n${summary}`);
 const out = opts.out ?? join(ROOT, "bench/results", `bench-${new Date(started).toISOString().replace(/[:.]/g, "-")}.json`);
 mkdirSync(join(out, ".."), { recursive: true });
 writeFileSync(
   out,
-  `${JSON.stringify({ started: new Date(started).toISOString(), argv: process.argv.slice(2), quick, machine: info, config, outcomes, ratios: ratioData, prices: PRICES, cost, goals: goalList, agent }, null, 2)}\n`,
+  `${JSON.stringify({ started: new Date(started).toISOString(), argv: process.argv.slice(2), quick, machine: info, config, outcomes, ratios: ratioData, prices: PRICES, cost, goals: goalList, agent, outbox }, null, 2)}\n`,
 );
 console.log(`\nbench: ${((Date.now() - started) / 1000).toFixed(0)} s in all; JSON in ${out}`);
 process.exit(0);
