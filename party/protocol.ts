@@ -601,7 +601,7 @@ export const AlertRecord = z.strictObject({
   acknowledgedAt: Timestamp.nullable(),
   acknowledgedBy: z.string().max(80).nullable(),
   clearedAt: Timestamp.nullable(),
-  /** The reading that raised it (thresholds), in its own scale. */
+  /** The reading that raised it (thresholds), converted to the rule's scale (`scale`). */
   value: z.number().nullable(),
   scale: Scale.nullable(),
 });

@@ -16,7 +16,7 @@ import type { AlertEvent, DeliveryAttempt, WebhookDelivery, WebhookPayload } fro
 import { ALERT_LIMITS } from "../protocol";
 import type { Meter } from "./meter";
 
-/** Tries per event: with the default 30 s base, the last goes ~2 h after the first (30 s · (2⁷ − 1), the wait capped at 1 h). */
+/** Tries per event: with the default 30 s base, the last goes ~64 min after the first (30 s · (2⁷ − 1); each wait capped at 1 h). */
 export const MAX_ATTEMPTS = 8;
 const MAX_BACKOFF_MS = 3_600_000;
 

@@ -332,7 +332,27 @@ describe("cost", () => {
     };
     const without = await rowsFor(false);
     const withRules = await rowsFor(true);
+    // For docs/alerts.md: the room's own count (RoomStats.rowsWritten), 300 readings in 5 frames.
+    console.log(`alerts cost: ${without} rows for 300 readings without rules, ${withRules} with three rules (${(withRules / 300).toFixed(4)} per reading)`);
     expect(withRules).toBe(without);
+  });
+
+  it("writes a handful of rows per alert, not per reading: raise and clear cost their own rows only", async () => {
+    const { id, device, dash } = await setup();
+    await setRule(id, "warm", { kind: "above", threshold: 80, scale: "F", forMs: 2000 });
+    dash.close();
+    const before = await stats(id);
+    // One frame: 70 (quiet), then 81 for 3 s (breach starts, raises), then 70 (clears).
+    device.send({ type: "readings", readings: [70, 81, 81, 81, 70].map((t, i) => reading(i + 1, t)) });
+    await device.next((m) => m.type === "ack" && m.seq === 5);
+    const after = await stats(id);
+    const alerts = await alertsOf(id);
+    expect(alerts.history.map((a) => a.status)).toEqual(["cleared"]);
+    const rows = after.rowsWritten - before.rowsWritten;
+    // The chunk (1) plus: the breach's start and end in KV (2), the alert's insert and clear (2).
+    console.log(`alerts cost: ${rows} rows for a frame that raised and cleared one alert (no webhook configured)`);
+    expect(rows).toBeLessThanOrEqual(6);
+    device.close();
   });
 });
 
