@@ -6,10 +6,12 @@
  *     sensor, light the LED, start sampling at once (no endpoint needed: the
  *     outbox keeps everything), then register and open the link in the background;
  *  2. sample(): read, convert to the current scale, append to the outbox
- *     (durable before anything is sent), log `Temperature: …`, send live;
+ *     (numbered and held; on disk before it is sent only with --outbox strict,
+ *     else once not acked within 30 s), log `Temperature: …`, send live;
  *  3. the link's frames: `ack` prunes the outbox, `desired` and `command`
  *     change the desired state (persisted, answered, reported);
- *  4. stop(): stop sampling, give the link a moment to drain, release everything.
+ *  4. stop(): stop sampling, give the link a moment to drain, release everything
+ *     (closing the outbox writes what memory still holds).
  */
 import { join } from "node:path";
 import {

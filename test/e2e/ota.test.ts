@@ -12,10 +12,11 @@
  *     one would not) → refused before a byte is downloaded;
  *  4. 3.0.0 that exits at start → the launcher rolls back to 2.0.0, which reports `rolled-back`
  *     with the reason, and the rollout (threshold 1) pauses itself;
- * and every reading from the first to the last is stored once, seq contiguous, across all of it.
+ * and every reading from the first to the last is stored once, seq contiguous, across all of it;
+ * and after an endpoint restart the releases and their artifacts are still there.
  */
 import { spawnSync } from "node:child_process";
-import { createPublicKey, createPrivateKey } from "node:crypto";
+import { createHash, createPublicKey, createPrivateKey } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -175,6 +176,17 @@ describe("over-the-air updates through the launcher", () => {
     const final = await device();
     expect(final.lost).toBe(0);
     expect(final.ackedSeq).toBe(seqs.length);
+
+    // Releases survive an endpoint restart on the same state: manifests in the Releases object, the
+    // artifact in Miniflare's on-disk R2 bucket (STATE_DIR/v3/r2), still served to the device it is for.
+    await ep.stop();
+    await ep.start();
+    const { releases } = await client.json<{ releases: { version: string; sha256: string }[] }>("/api/releases");
+    expect(releases.map((r) => r.version).sort()).toEqual(["2.0.0", "2.1.0", "2.2.0", "3.0.0"]);
+    const download = await fetch(`${ep.url}/iot/releases/3.0.0`, { headers: { authorization: `Bearer ${token}` } });
+    expect(download.status).toBe(200);
+    const bytes = Buffer.from(await download.arrayBuffer());
+    expect(createHash("sha256").update(bytes).digest("hex")).toBe(releases.find((r) => r.version === "3.0.0")!.sha256);
     timings.total = Date.now() - t0;
     console.log(`OTA e2e timings (ms): ${JSON.stringify(timings)}; ${seqs.length} readings, seq 1..${seqs.length}, none lost`);
   });
