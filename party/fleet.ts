@@ -93,7 +93,19 @@ type DeviceRow = {
   last_seq: number | null;
   registered_at: number;
   alerts: number;
+  spark: string;
+  spark_at: number | null;
 };
+
+/**
+ * The sparkline each row carries: its last SPARK_POINTS temperatures, at most one per
+ * SPARK_EVERY_MS of reading time, kept in the row itself as fixed-width text so the push
+ * that already rewrites the row appends to it in the same statement (no read, no extra
+ * row written, no request per row per poll). SPARK_WIDTH fits −100.0 … 400.0 (LIMITS).
+ */
+export const SPARK_POINTS = 24;
+export const SPARK_EVERY_MS = 60_000;
+const SPARK_WIDTH = 6;
 
 /** What the Worker asks a shard for: up to `limit` matches after `after`, in id order, and how many match in all. */
 export type ShardQuery = { after: string | null; limit: number; q: string | null; online: boolean | null };
@@ -130,6 +142,11 @@ export class FleetRegistry extends DurableObject<Env> {
     if (!this.#sql.exec<{ name: string }>("PRAGMA table_info(devices)").toArray().some((c) => c.name === "alerts")) {
       this.#sql.exec("ALTER TABLE devices ADD COLUMN alerts INTEGER NOT NULL DEFAULT 0");
     }
+    // The sparkline (SPARK_POINTS): a shard from before it gets the columns once.
+    if (!this.#sql.exec<{ name: string }>("PRAGMA table_info(devices)").toArray().some((c) => c.name === "spark")) {
+      this.#sql.exec("ALTER TABLE devices ADD COLUMN spark TEXT NOT NULL DEFAULT ''");
+      this.#sql.exec("ALTER TABLE devices ADD COLUMN spark_at INTEGER");
+    }
     // The fleet-wide alert defaults: every shard holds a copy (written to all of them at once by
     // the Worker), so a room reads them from the shard it already pushes to (docs/alerts.md).
     this.#sql.exec("CREATE TABLE IF NOT EXISTS alert_defaults (one INTEGER PRIMARY KEY CHECK (one = 1), version INTEGER NOT NULL, rules TEXT NOT NULL)");
@@ -156,14 +173,28 @@ export class FleetRegistry extends DurableObject<Env> {
    */
   update(id: string, patch: FleetPatch): number {
     this.#sql.exec(
-      `INSERT INTO devices (id, online, last_seen, ip, fw, scale, temperature, reading_ts, last_seq, registered_at, alerts)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO devices (id, online, last_seen, ip, fw, scale, temperature, reading_ts, last_seq, registered_at, alerts, spark, spark_at)
+       VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11,
+         CASE WHEN ?7 IS NULL OR ?8 IS NULL THEN '' ELSE printf('%${SPARK_WIDTH}.1f', ?7) END,
+         CASE WHEN ?7 IS NULL THEN NULL ELSE ?8 END)
        ON CONFLICT(id) DO UPDATE SET online = excluded.online, last_seen = excluded.last_seen,
          ip = COALESCE(excluded.ip, devices.ip), fw = COALESCE(excluded.fw, devices.fw),
          scale = COALESCE(excluded.scale, devices.scale),
          temperature = COALESCE(excluded.temperature, devices.temperature),
          reading_ts = COALESCE(excluded.reading_ts, devices.reading_ts),
-         last_seq = COALESCE(excluded.last_seq, devices.last_seq), alerts = excluded.alerts`,
+         last_seq = COALESCE(excluded.last_seq, devices.last_seq), alerts = excluded.alerts,
+         -- The sparkline: a new point once the reading is SPARK_EVERY_MS newer than the last
+         -- point's; a change of unit starts it afresh (°F and °C on one line would be a cliff).
+         spark = CASE
+           WHEN ?7 IS NULL OR ?8 IS NULL THEN devices.spark
+           WHEN ?6 IS NOT NULL AND ?6 IS NOT devices.scale THEN excluded.spark
+           WHEN devices.spark_at IS NOT NULL AND ?8 < devices.spark_at + ${SPARK_EVERY_MS} THEN devices.spark
+           ELSE substr(devices.spark || excluded.spark, -${SPARK_POINTS * SPARK_WIDTH}) END,
+         spark_at = CASE
+           WHEN ?7 IS NULL OR ?8 IS NULL THEN devices.spark_at
+           WHEN ?6 IS NOT NULL AND ?6 IS NOT devices.scale THEN ?8
+           WHEN devices.spark_at IS NOT NULL AND ?8 < devices.spark_at + ${SPARK_EVERY_MS} THEN devices.spark_at
+           ELSE ?8 END`,
       id,
       patch.online ? 1 : 0,
       patch.lastSeen,
@@ -266,7 +297,18 @@ function summaryFromRow(row: DeviceRow): DeviceSummary {
     lastSeq: row.last_seq,
     registeredAt: row.registered_at,
     alerts: row.alerts ?? 0,
+    spark: parseSpark(row.spark),
   };
+}
+
+/** The row's fixed-width sparkline text as numbers, oldest first. */
+export function parseSpark(text: string | null | undefined): number[] {
+  const points: number[] = [];
+  for (let i = 0; text && i + SPARK_WIDTH <= text.length; i += SPARK_WIDTH) {
+    const value = Number(text.slice(i, i + SPARK_WIDTH));
+    if (Number.isFinite(value)) points.push(value);
+  }
+  return points;
 }
 
 // ---------------------------------------------------------------------------

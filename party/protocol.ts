@@ -173,6 +173,8 @@ export const DeviceSummary = z.strictObject({
   registeredAt: Timestamp,
   /** Alerts raised and not yet cleared (the room pushes the count with its summary). */
   alerts: z.number().int().min(0),
+  /** The sparkline: the last (up to 24) temperatures the registry saw, at most one a minute of reading time, oldest first, in `scale`. */
+  spark: z.array(z.number()).max(64),
 });
 export type DeviceSummary = z.infer<typeof DeviceSummary>;
 

@@ -8,7 +8,7 @@ import { describe, expect, it, vi } from "vitest";
 import { DEFAULT_FLEET_SHARDS, fleetFor, fleetShards, fnv1a, shardOf } from "../../party/fleet";
 import { asAdmin, call, connectDevice, get, json, postJson, provision, reading, register, uniqueId } from "./helpers";
 
-type Page = { devices: { id: string; online: boolean; temperature: number | null; scale: string | null }[]; next: string | null; total: number };
+type Page = { devices: { id: string; online: boolean; temperature: number | null; scale: string | null; spark: number[] }[]; next: string | null; total: number };
 
 async function page(query: string): Promise<Page> {
   const res = await get(`/api/devices?${query}`);
@@ -79,6 +79,35 @@ describe("GET /api/devices: pages", () => {
     expect(new Set(seen).size).toBe(seen.length);
     expect(seen).toEqual([...seen].sort());
     expect(pages[0]!.total).toBe(seen.length);
+  });
+
+  it("keeps a sparkline in each row: one point a minute of reading time, the last 24, afresh on a change of unit (issue 14)", async () => {
+    const id = uniqueId("spark");
+    await register(id);
+    const shard = fleetFor(env, id);
+    const t0 = 1_739_129_986_136;
+    const push = (minutes: number, temperature: number, scale: "F" | "C" = "F") =>
+      shard.update(id, { online: true, lastSeen: t0, ip: null, fw: null, scale, temperature, readingTs: t0 + minutes * 60_000, lastSeq: 1, alerts: 0 });
+    await push(0, 70);
+    // Pushes within the minute move the latest reading but add no point.
+    await push(0.25, 71);
+    await push(0.5, -12.34);
+    await push(1, -12.34);
+    expect((await shard.get(id))!.spark).toEqual([70, -12.3]);
+    expect((await shard.get(id))!.temperature).toBe(-12.34);
+    // A push without a reading (presence) keeps the line as it is.
+    await shard.update(id, { online: false, lastSeen: t0, ip: null, fw: null, scale: null, temperature: null, readingTs: null, lastSeq: null, alerts: 0 });
+    expect((await shard.get(id))!.spark).toEqual([70, -12.3]);
+    for (let m = 2; m < 40; m++) await push(m, 300 + m);
+    const long = (await shard.get(id))!.spark;
+    expect(long).toHaveLength(24);
+    expect(long.at(-1)).toBe(339);
+    expect(long[0]).toBe(316);
+    await push(41, 21.5, "C");
+    expect((await shard.get(id))!.spark).toEqual([21.5]);
+    // The page carries it as it is.
+    const listed = (await page(`q=${id}`)).devices[0]!;
+    expect(listed.spark).toEqual([21.5]);
   });
 
   it("finds ids containing the search text, in any case", async () => {
