@@ -52,7 +52,7 @@ function run(args: string[], env: Record<string, string> = {}): string {
 
 /** `npm run release -- …` as the operator, against the endpoint itself (not the proxy). */
 function release(args: string[], key = keyFile): string {
-  const operator = ep ? { ADMIN_TOKEN: ep.adminToken, IOT_ENDPOINT: ep.url } : {};
+  const operator: Record<string, string> = ep ? { ADMIN_TOKEN: ep.adminToken, IOT_ENDPOINT: ep.url } : {};
   return run([join(ROOT, "scripts/release.mjs"), ...args], { ...operator, IOT_RELEASE_KEY_FILE: key });
 }
 
