@@ -76,6 +76,8 @@ export const CLOSE = {
   revoked: 4003,
   /** Standard "policy violation": a flood of frames far beyond the rate limit. */
   flood: 1008,
+  /** Standard "message too big": a frame past LIMITS.maxFrameBytes. */
+  tooBig: 1009,
 } as const;
 
 /** Readings a dashboard gets in its snapshot; the chart's history comes from the readings API. */
@@ -220,6 +222,8 @@ export class DeviceRoom extends Server<Env> {
   onMessage(connection: Connection, raw: WSMessage): void {
     this.#meter.framesIn++;
     if (!this.#allowFrame(connection)) return;
+    const size = typeof raw === "string" ? raw.length : raw.byteLength;
+    if (size > LIMITS.maxFrameBytes) return this.#refuseOversize(connection, size);
     // partyserver does not await/catch us in hibernation mode: never let a frame throw.
     try {
       if (connection.tags.includes("device")) this.#onDeviceFrame(connection, raw);
@@ -779,6 +783,22 @@ export class DeviceRoom extends Server<Env> {
       sendTo(connection, errorMessage("rate_limited", `over ${this.settings.frameRate} frames/s; frames are being dropped`));
     }
     return false;
+  }
+
+  /**
+   * A frame past LIMITS.maxFrameBytes (a string's length counts UTF-16 units, never more than
+   * its bytes): refused before any parsing, and the socket closed with 1009. The runtime has
+   * already read the whole frame into memory by now (up to its own limit: docs/security.md),
+   * so nothing here makes this one cheaper; closing makes the next one cost a new upgrade (a
+   * ticket or a token, and the address's rate limit) instead of one more write on an open
+   * socket. Nothing genuine comes near: the agent's largest frame, 500 readings, is ~35 KB.
+   */
+  #refuseOversize(connection: Connection, size: number): void {
+    sendTo(connection, errorMessage("frame_too_large", `a frame of ${size} bytes is over the ${LIMITS.maxFrameBytes}-byte limit; closing`));
+    this.#warnings.warn(connection, `closing: a frame of ${size} bytes, over the ${LIMITS.maxFrameBytes}-byte limit`);
+    // What the runtime already took in from this socket is dropped unread, as after a flood.
+    this.#budget.shut(connection.id);
+    closeQuietly(connection, CLOSE.tooBig, "frame too large");
   }
 
   // -------------------------------------------------------------------------

@@ -45,6 +45,12 @@ export class FrameBudget {
     return "refuse-and-warn";
   }
 
+  /** No more frames from `id` (the room is closing it for another reason): "drop" from now on. */
+  shut(id: string): void {
+    const bucket = this.#buckets.get(id);
+    if (bucket) bucket.closed = true;
+  }
+
   forget(id: string): void {
     this.#buckets.delete(id);
   }

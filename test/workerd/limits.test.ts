@@ -3,10 +3,14 @@
  * - Dashboard sockets: at most LIMITS.maxDashboardsPerDevice per device, and of those at most
  *   maxDashboardsPerAccount per account and maxDashboardsPerAddress per client address, so one
  *   person or one machine cannot hold every seat of a device.
+ * - A frame past LIMITS.maxFrameBytes is refused before it is parsed and its socket closed
+ *   (1009), so the next one costs a new upgrade.
+ * - A REST body past its limit is refused with 413 whether it announces its length or streams
+ *   without one (chunked), and writes nothing.
  */
 import { describe, expect, it } from "vitest";
 import { LIMITS } from "../../party/protocol";
-import { asAdmin, call, json, postJson, register, uniqueId } from "./helpers";
+import { asAdmin, asDevice, call, connectDashboard, connectDevice, get, json, postJson, reading, register, uniqueId } from "./helpers";
 
 let accounts = 0;
 /** A named viewer account of its own; its bearer headers. */
@@ -86,5 +90,72 @@ describe("dashboard seats", () => {
     }
     const over = await seat(id, await viewerAccount(), "198.18.2.1");
     expect(await refusal(over)).toMatchObject({ status: 429, code: "too_many_sockets", message: expect.stringContaining(`${LIMITS.maxDashboardsPerDevice} dashboards`) });
+  });
+});
+
+/** A body with no Content-Length: the bytes arrive as a stream, `chunks` × `size`. */
+function streamed(chunks: number, size: number): ReadableStream<Uint8Array> {
+  let sent = 0;
+  return new ReadableStream({
+    pull(controller) {
+      if (sent++ === chunks) return controller.close();
+      controller.enqueue(new Uint8Array(size).fill(0x20));
+    },
+  });
+}
+
+describe("oversized frames", () => {
+  it("refuses a device frame past the limit before parsing it, closes the socket with 1009, and the device carries on after reconnecting", async () => {
+    const id = uniqueId("big");
+    await register(id);
+    const device = await connectDevice(id, { stream: "big-stream-1" });
+    device.send({ type: "readings", readings: [reading(1)] });
+    await device.next((m) => m.type === "ack" && m.seq === 1);
+    // Valid JSON, a valid message even, but too big: it must not be parsed, let alone stored.
+    device.send(JSON.stringify({ type: "readings", readings: [reading(2)], pad: "x".repeat(LIMITS.maxFrameBytes) }));
+    const err = await device.next((m) => m.type === "error");
+    expect(err.code).toBe("frame_too_large");
+    expect((await device.closed).code).toBe(1009);
+
+    const again = await connectDevice(id, { stream: "big-stream-1" });
+    again.send({ type: "readings", readings: [reading(2)] });
+    await again.next((m) => m.type === "ack" && m.seq === 2);
+    expect((await json(await get(`/api/devices/${id}/readings`))).readings).toEqual([reading(1), reading(2)]);
+  });
+
+  it("closes a dashboard that sends a frame past the limit, text or binary", async () => {
+    const id = uniqueId("big");
+    await register(id);
+    for (const frame of ["[".repeat(LIMITS.maxFrameBytes + 1), new Uint8Array(LIMITS.maxFrameBytes + 1).buffer]) {
+      const dashboard = await connectDashboard(id);
+      dashboard.ws.send(frame);
+      expect((await dashboard.next((m) => m.type === "error")).code).toBe("frame_too_large");
+      expect((await dashboard.closed).code).toBe(1009);
+    }
+  });
+});
+
+describe("oversized bodies", () => {
+  it("refuses an upload past its limit with 413, by Content-Length and streamed without one, and stores nothing", async () => {
+    const id = uniqueId("big");
+    await register(id);
+    const headers = { ...(await asDevice(id)), "content-type": "application/json" };
+    const declared = await call("/iot/data", { method: "POST", headers, body: " ".repeat(LIMITS.maxBodyBytes + 1) });
+    expect(declared.status).toBe(413);
+    expect((await json(declared)).error.code).toBe("payload_too_large");
+    const chunked = await call("/iot/data", { method: "POST", headers, body: streamed(300, 1024), duplex: "half" } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect((await json(chunked)).error.code).toBe("payload_too_large");
+    expect((await json(await get(`/api/devices/${id}/readings`))).readings).toEqual([]);
+  });
+
+  it("refuses an API body past 16 KB with 413, streamed without a Content-Length too", async () => {
+    const id = uniqueId("big");
+    await register(id);
+    const headers = { ...asAdmin, "content-type": "application/json" };
+    const chunked = await call(`/api/devices/${id}/commands`, { method: "POST", headers, body: streamed(20, 1024), duplex: "half" } as RequestInit);
+    expect(chunked.status).toBe(413);
+    expect((await json(chunked)).error.code).toBe("payload_too_large");
+    expect((await json(await get(`/api/devices/${id}`))).commands).toEqual([]);
   });
 });
