@@ -52,7 +52,7 @@ export const COMMANDS = {
   config: "GET /iot/config once and print the JSON answer",
   update: "GET /iot/update once and print the JSON answer",
   post: "POST /iot/data {iot: <now>} once and print the JSON answer",
-  doctor: "check this device is ready (Node, I2C, TMP102, GPIO, state dir, clock, endpoint, token); exit 1 if not",
+  doctor: "check this device is ready (OS, Node, I2C, TMP102, GPIO, state dir, clock, TCP, endpoint, token, systemd unit); exit 1 if not",
   provision: "as the operator (--admin-token): create --id's credentials and print its token, shown once",
   rotate: "as the operator: new credentials for --id; the old token stops working at once",
   revoke: "as the operator: cut --id off now, until provisioned again",

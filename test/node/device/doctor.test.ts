@@ -56,7 +56,12 @@ const config = (over: Partial<AgentConfig> = {}): AgentConfig => ({
   backoffMaxMs: 1000, quiet: false, ...over,
 });
 const bus = new FakeTmp102Bus(0x48);
-const deps = (over: DoctorDeps = {}): DoctorDeps => ({ devRoot, gpioRoot, loadI2c: async () => async () => bus, freeBytes: () => 512 * 1024 * 1024, ...over });
+/** A Zero 2W on 64-bit Raspberry Pi OS, NTP-synchronised, not under systemd; the GPIO export as the kernel takes it. */
+const zero2w = { platform: "linux", arch: "arm64", kernel: "6.6.51+rpt-rpi-v8", os: "Debian GNU/Linux 12 (bookworm)", model: "Raspberry Pi Zero 2 W Rev 1.0" };
+const deps = (over: DoctorDeps = {}): DoctorDeps => ({
+  devRoot, gpioRoot, loadI2c: async () => async () => bus, freeBytes: () => 512 * 1024 * 1024,
+  system: zero2w, ntpSynchronized: async () => true, exportGpio: async () => "exported", unitState: async () => null, ...over,
+});
 const check = (checks: Check[], name: string) => checks.find((c) => c.name === name)!;
 
 describe("doctor", () => {
@@ -64,10 +69,12 @@ describe("doctor", () => {
     bus.celsius = 21.5;
     const checks = await runDoctor(config(), deps());
     expect(checks.map((c) => [c.name, c.status])).toEqual([
-      ["Node", "ok"], ["I2C", "ok"], ["TMP102", "ok"], ["GPIO", "ok"], ["State dir", "ok"], ["Clock", "ok"], ["Endpoint", "ok"], ["Token", "ok"],
+      ["System", "ok"], ["Node", "ok"], ["I2C", "ok"], ["TMP102", "ok"], ["GPIO", "ok"], ["State dir", "ok"], ["Clock", "ok"], ["TCP", "ok"], ["Endpoint", "ok"], ["Token", "ok"],
     ]);
+    expect(check(checks, "System").detail).toBe("Debian GNU/Linux 12 (bookworm), kernel 6.6.51+rpt-rpi-v8, arm64 (Raspberry Pi Zero 2 W Rev 1.0)");
     expect(check(checks, "TMP102").detail).toBe("answers at 0x48 on i2c-1: 21.50 °C");
-    expect(check(checks, "GPIO").detail).toMatch(/^GPIO12 is sysfs 524 \(gpiochip512, pinctrl-bcm2835, base 512\)$/);
+    expect(check(checks, "GPIO").detail).toMatch(/^GPIO12 is sysfs 524 \(gpiochip512, pinctrl-bcm2835, base 512\); exported and released again$/);
+    expect(check(checks, "TCP").detail).toMatch(/^127\.0\.0\.1 port \d+ open in \d+ ms$/);
     expect(bus.transactions.every((t) => t.startsWith("read "))).toBe(true); // doctor never writes to the chip
     expect(formatChecks(checks).split("\n").at(-1)).toBe("Ready.");
   });
@@ -134,12 +141,53 @@ describe("doctor", () => {
     const port = (closed.address() as { port: number }).port;
     await new Promise((r) => closed.close(r));
     const refused = await runDoctor(config({ endpoint: `http://127.0.0.1:${port}` }), deps());
-    expect(check(refused, "Endpoint")).toMatchObject({ status: "fail", detail: expect.stringMatching(/ECONNREFUSED/), advice: expect.stringMatching(/nothing listens on 127\.0\.0\.1:\d+/) });
+    // TCP is its own step, before HTTP: "nothing listens" is said there, once.
+    expect(check(refused, "TCP")).toMatchObject({ status: "fail", detail: `127.0.0.1 port ${port}: ECONNREFUSED`, advice: expect.stringMatching(/nothing listens on 127\.0\.0\.1:\d+/) });
+    expect(check(refused, "Endpoint")).toMatchObject({ status: "warn", detail: "not checked: no TCP connection (see TCP)" });
     expect(check(refused, "Token")).toMatchObject({ status: "warn", detail: "not checked: endpoint unreachable" });
     const dns = await runDoctor(config({ endpoint: "http://iot.invalid:8787" }), deps({ resolve: async () => { throw errno("ENOTFOUND", "getaddrinfo ENOTFOUND iot.invalid"); } }));
     expect(check(dns, "Endpoint")).toMatchObject({ status: "fail", detail: "http://iot.invalid:8787: DNS cannot resolve iot.invalid (ENOTFOUND)" });
+    expect(check(dns, "TCP")).toMatchObject({ status: "warn", detail: "not tried: iot.invalid does not resolve (see Endpoint)" });
+    const filtered = await runDoctor(config(), deps({ connectTcp: async () => { throw errno("ETIMEDOUT", "connect timed out"); } }));
+    expect(check(filtered, "TCP")).toMatchObject({ status: "fail", detail: expect.stringMatching(/port \d+: no answer \(timed out\)$/), advice: expect.stringMatching(/firewall/) });
     const html = await runDoctor(config({ endpoint: `${endpoint}/html` }), deps());
     expect(check(html, "Endpoint")).toMatchObject({ status: "fail", detail: expect.stringMatching(/answered 200 an HTML page: not an IoT endpoint/) });
+  });
+
+  it("the OS and architecture lead; not Linux warns that only the simulated sensor runs there", async () => {
+    expect((await runDoctor(config(), deps()))[0]).toMatchObject({ name: "System", status: "ok" });
+    const mac = check(await runDoctor(config(), deps({ system: { platform: "darwin", arch: "arm64", kernel: "24.1.0", os: null, model: null } })), "System");
+    expect(mac).toMatchObject({ status: "warn", detail: "darwin, kernel 24.1.0, arm64", advice: expect.stringMatching(/only --sensor simulated/) });
+  });
+
+  it("a clock that is not NTP-synchronised warns with the set-ntp line; where timedatectl cannot say, only the year and skew count", async () => {
+    const drifting = check(await runDoctor(config(), deps({ ntpSynchronized: async () => false })), "Clock");
+    expect(drifting).toMatchObject({ status: "warn", detail: expect.stringMatching(/^not NTP-synchronised \(timedatectl: NTPSynchronized=no\); [+-]?\d+ s against the endpoint's clock$/), advice: expect.stringMatching(/timedatectl set-ntp true/) });
+    expect(check(await runDoctor(config(), deps({ ntpSynchronized: async () => null })), "Clock").status).toBe("ok");
+  });
+
+  it("GPIO12 that cannot really be exported warns: held by an overlay (EBUSY), or the line never appears; one already exported is fine", async () => {
+    const busy = check(await runDoctor(config(), deps({ exportGpio: async () => { throw errno("EBUSY", "Device or resource busy"); } })), "GPIO");
+    expect(busy).toMatchObject({ status: "warn", detail: expect.stringMatching(/cannot be exported: the kernel says it is in use/), advice: expect.stringMatching(/config\.txt.*--led-gpio/) });
+    // The real export on fake sysfs trees: a plain file takes the write but no gpio524 appears, as when a driver refuses quietly.
+    const silent = check(await runDoctor(config(), deps({ exportGpio: undefined })), "GPIO");
+    expect(silent).toMatchObject({ status: "warn", detail: expect.stringMatching(/export of 524 was accepted but .*gpio524 did not appear/) });
+    const exported = join(dir, "gpio-exported");
+    mkdirSync(join(exported, "gpiochip512"), { recursive: true });
+    mkdirSync(join(exported, "gpio524"));
+    writeFileSync(join(exported, "export"), "");
+    writeFileSync(join(exported, "gpiochip512", "label"), "pinctrl-bcm2835\n");
+    writeFileSync(join(exported, "gpiochip512", "base"), "512\n");
+    const already = check(await runDoctor(config(), deps({ gpioRoot: exported, exportGpio: undefined })), "GPIO");
+    expect(already).toMatchObject({ status: "ok", detail: expect.stringMatching(/already exported \(the running agent\?\)$/) });
+  });
+
+  it("on a systemd host the unit's state is the last line: active ok, failed fails with the journalctl line, inactive warns with enable --now", async () => {
+    const unit = async (state: string) => (await runDoctor(config(), deps({ unitState: async () => state }))).at(-1)!;
+    expect(await unit("active")).toMatchObject({ name: "Unit", status: "ok", detail: "iot-agent.service is active" });
+    expect(await unit("failed")).toMatchObject({ name: "Unit", status: "fail", advice: expect.stringMatching(/journalctl -u iot-agent/) });
+    expect(await unit("inactive")).toMatchObject({ name: "Unit", status: "warn", advice: expect.stringMatching(/systemctl enable --now iot-agent/) });
+    expect((await runDoctor(config(), deps())).some((c) => c.name === "Unit")).toBe(false); // not a systemd host: no line
   });
 
   it("the token: missing fails with the provision line, refused fails with the rotate line", async () => {
