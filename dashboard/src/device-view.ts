@@ -28,6 +28,7 @@ import {
 } from "../../party/protocol";
 import { eachLimited, fetchReadings, fetchReadingsPage, HttpError } from "./api";
 import { AlertsPanel } from "./alerts-view";
+import { FirmwarePanel } from "./firmware-panel";
 import { Chart } from "./chart";
 import { commandTrace, describeCommand, describeStep, reduceScaleCommand, type ScaleCommandView } from "./command";
 import { h, setAttr, setText } from "./dom";
@@ -75,6 +76,8 @@ export class DeviceView {
   readonly #socket: RoomSocket;
   /** Rules, alerts and their acknowledgement (alerts-view.ts). */
   readonly #alerts: AlertsPanel;
+  /** The agent's version and its over-the-air update (firmware-panel.ts). */
+  readonly #firmware: FirmwarePanel;
   readonly #clock: ReturnType<typeof setInterval>;
 
   #connection: ConnectionState = { kind: "connecting" };
@@ -179,6 +182,8 @@ export class DeviceView {
     this.#chart = new Chart(this.#plot, this.#time);
     this.#alerts = new AlertsPanel({ id: opts.id, canChange: opts.canCommand });
     this.el.append(this.#alerts.el);
+    this.#firmware = new FirmwarePanel({ id: opts.id });
+    this.el.append(this.#firmware.el);
     this.#socket = openRoomSocket({
       target: { device: opts.id },
       schema: ToDashboardMessage,
@@ -206,6 +211,7 @@ export class DeviceView {
     clearInterval(this.#clock);
     this.#socket.close();
     this.#alerts.close();
+    this.#firmware.close();
     this.#chart.destroy();
   }
 
@@ -225,6 +231,7 @@ export class DeviceView {
         this.#lastSeen = msg.state.lastSeen;
         this.#desired = msg.state.desired;
         this.#reported = msg.state.reported;
+        this.#firmware.setRunning(msg.state.reported?.fw);
         this.#command = reduceScaleCommand(this.#command, { type: "snapshot", commands: msg.state.commands });
         this.#addReadings(msg.readings);
         // A reconnect: whatever was stored while we were away and is older than the snapshot's window.
@@ -253,6 +260,7 @@ export class DeviceView {
       case "state":
         this.#desired = msg.desired;
         this.#reported = msg.reported;
+        this.#firmware.setRunning(msg.reported?.fw);
         this.#render();
         return;
       case "command-status":

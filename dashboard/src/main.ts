@@ -2,7 +2,8 @@
  * The dashboard: sign in if the endpoint asks for it, then the fleet beside
  * the selected device. `/` shows the fleet and picks a device to watch;
  * `/devices/<id>` shows that one; `/sessions` and `/audit` (operators) show
- * who is signed in and what was changed, in place of the device.
+ * who is signed in and what was changed, in place of the device; `/updates`
+ * shows releases and rollouts (operators change them, viewers read).
  */
 import "./styles.css";
 import { onUnauthorized } from "./api";
@@ -12,6 +13,7 @@ import { DeviceView } from "./device-view";
 import { FleetFeed } from "./fleet-feed";
 import { FleetView } from "./fleet-view";
 import { devicePath, parseRoute, startRouter, type Route } from "./router";
+import { RolloutsView } from "./rollouts-view";
 import { canCommand, describeSession, loadSession, login, logout, SessionUnavailable, type Session } from "./session";
 import { SessionsView } from "./sessions-view";
 import type { ConnectionState } from "./socket";
@@ -35,8 +37,8 @@ class Dashboard {
   #fleetLoaded = false;
   #route: Route = { view: "fleet" };
   #device: DeviceView | null = null;
-  /** `/sessions` or `/audit`, shown in place of a device. */
-  #page: { view: "sessions" | "audit"; close(): void; el: HTMLElement } | null = null;
+  /** `/sessions`, `/audit` or `/updates`, shown in place of a device. */
+  #page: { view: "sessions" | "audit" | "updates"; close(): void; el: HTMLElement } | null = null;
   #connections: { fleet: ConnectionState; device: ConnectionState | null } = { fleet: { kind: "connecting" }, device: null };
 
   constructor(session: Session, route: Route) {
@@ -78,17 +80,18 @@ class Dashboard {
   /** Decide what the main area shows for the current route and fleet. */
   #show(): void {
     const view = this.#route.view;
-    if (view === "sessions" || view === "audit") {
+    if (view === "sessions" || view === "audit" || view === "updates") {
       this.#fleet.select(null);
       this.#device?.close();
       this.#device = null;
       this.#connections.device = null;
       if (this.#page?.view !== view) {
         this.#page?.close();
-        this.#page = Object.assign(view === "audit" ? new AuditView() : new SessionsView(), { view });
+        const page = view === "audit" ? new AuditView() : view === "updates" ? new RolloutsView({ canChange: canCommand(this.#session) }) : new SessionsView();
+        this.#page = Object.assign(page, { view });
         this.#main.replaceChildren(this.#page.el);
       }
-      document.title = `${view === "audit" ? "Audit trail" : "Sessions"} · IoT Dashboard`;
+      document.title = `${{ audit: "Audit trail", sessions: "Sessions", updates: "Updates" }[view]} · IoT Dashboard`;
       this.#renderConnection();
       return;
     }

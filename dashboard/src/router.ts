@@ -1,9 +1,9 @@
 /**
- * Routes are paths (`/`, `/devices/<id>`, `/sessions`, `/audit`): the Worker serves index.html for any
+ * Routes are paths (`/`, `/devices/<id>`, `/sessions`, `/audit`, `/updates`): the Worker serves index.html for any
  * path it does not own (single-page fallback), so a device's URL can be
  * bookmarked and shared. Links marked `data-nav` move without a reload.
  */
-export type Route = { view: "fleet" } | { view: "device"; id: string } | { view: "sessions" } | { view: "audit" };
+export type Route = { view: "fleet" } | { view: "device"; id: string } | { view: "sessions" } | { view: "audit" } | { view: "updates" };
 
 export function devicePath(id: string): string {
   return `/devices/${encodeURIComponent(id)}`;
@@ -12,6 +12,8 @@ export function devicePath(id: string): string {
 export function parseRoute(pathname: string): Route {
   if (/^\/sessions\/?$/.test(pathname)) return { view: "sessions" };
   if (/^\/audit\/?$/.test(pathname)) return { view: "audit" };
+  // Releases and rollouts (rollouts-view.ts); /rollouts is what the API calls them.
+  if (/^\/(updates|rollouts)\/?$/.test(pathname)) return { view: "updates" };
   const m = /^\/devices\/([^/]+)\/?$/.exec(pathname);
   if (m) {
     try {
