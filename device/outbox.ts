@@ -255,16 +255,6 @@ export class Outbox {
     return stored;
   }
 
-  /** Write what memory holds to disk now (one transaction); false when the disk refuses. */
-  spill(): boolean {
-    if (this.#closed || this.#memory.length === 0) return true;
-    if (this.#problem !== undefined) {
-      this.#recover();
-      return this.#problem === undefined;
-    }
-    return this.#tryWrite(() => this.#commitPending());
-  }
-
   /** Up to `limit` readings with seq > `after`, in seq order (≤ LIMITS.maxBatch by default): disk first, then memory. */
   readAfter(after: number, limit: number = LIMITS.maxBatch): Reading[] {
     const from = Math.max(after, this.#oldest - 1);
