@@ -41,6 +41,7 @@ const HELP = `npm run bench [-- options]
                           outbox: the agent's disk writes per reading (/proc/PID/io), memory first and
                           strict, watched, unwatched and offline, 1 Hz for --outbox-seconds; hub only
   --outbox-seconds S      outbox: the measured window (default 600)
+  --outbox-spill-ms MS    outbox: --spill-ms of the memory-first agents (default: theirs, 30000)
   --scale                 the scale run alone: 1,000 devices x 1 Hz x 1 dashboard, then an endpoint
                           restart (targets: hub, mosquitto, mosquitto-ws unless --targets)
   --targets LIST          hub,hub-dev,mosquitto,mosquitto-ws,ws-relay (default: all)
@@ -84,6 +85,7 @@ const OPTIONS = {
   "unwatched-seconds": { type: "string" },
   "scale-seconds": { type: "string" },
   "outbox-seconds": { type: "string" },
+  "outbox-spill-ms": { type: "string" },
   qos: { type: "string" },
   "hub-var": { type: "string", multiple: true },
   strace: { type: "boolean", default: false },
@@ -142,6 +144,7 @@ function options() {
     scale: { devices: devices(1_000), rateHz: 1, steadySeconds: num(opts["scale-seconds"], 15, "scale-seconds"), markBeforeKillMs: 1_000, recoverTimeoutMs: 60_000, afterMs: 3_000 },
     agentSeconds: quick ? 2 : 30,
     outboxSeconds: num(opts["outbox-seconds"], 600, "outbox-seconds"),
+    outboxSpillMs: opts["outbox-spill-ms"] === undefined ? undefined : num(opts["outbox-spill-ms"], 30_000, "outbox-spill-ms"),
     /** After the last send, how long late readings may still arrive before they count as lost. */
     graceMs: quick ? 800 : 3_000,
     qos: opts.qos === "1" ? (1 as const) : (0 as const),
@@ -1000,7 +1003,7 @@ try {
     process.stdout.write(`bench: the agent's outbox, 6 agents at 1 Hz for ${config.outboxSeconds} s … `);
     const h = hub.target as Extract<Target, { kind: "hub" }>;
     try {
-      outbox = await outboxWrites({ base: h.base, adminToken: h.adminToken, provision: (ids) => provision(hub, ids), tag: runTag, seconds: config.outboxSeconds });
+      outbox = await outboxWrites({ base: h.base, adminToken: h.adminToken, provision: (ids) => provision(hub, ids), tag: runTag, seconds: config.outboxSeconds, spillMs: config.outboxSpillMs });
       console.log("done");
     } catch (err) {
       console.log(`failed: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
@@ -1026,7 +1029,7 @@ if (agent) {
 }
 if (outbox) {
   console.log(
-    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
+    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s, memory first spilling after ${(outbox.spillMs ?? 30_000) / 1000} s (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
   );
 }
 for (const [scenario, summary] of Object.entries(profiles)) console.log(`\nhub profile, ${scenario} (self time, Worker isolate):\n${summary}`);
