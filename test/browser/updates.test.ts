@@ -15,16 +15,17 @@
  * Screenshots in test/artifacts/updates-*.png.
  */
 import { spawnSync } from "node:child_process";
-import { createHash, generateKeyPairSync, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { PING, releaseSigningText, type ReleaseManifest } from "../../party/protocol";
+import { PING } from "../../party/protocol";
 import { EndpointClient, helloDevice, type SocketClient } from "../support/client";
 import { startEndpoint, type Endpoint } from "../support/endpoint";
 import { ROOT } from "../support/processes";
+import { publishRelease } from "../support/releases";
 
 const ARTIFACTS = resolve(dirname(fileURLToPath(import.meta.url)), "../artifacts");
 const DEVICE = "pi-ota-1";
@@ -57,18 +58,6 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `updates-${name}.png`), fullPage: true });
 }
 
-/** What `npm run release` uploads: an artifact and its manifest signed over releaseSigningText. */
-async function publish(version: string, notes: string): Promise<void> {
-  const artifact = Buffer.from(Array.from({ length: 48_000 }, (_, i) => (i * 31 + 7) % 256));
-  const manifest: ReleaseManifest = { version, size: artifact.length, sha256: createHash("sha256").update(artifact).digest("hex"), notes, minAgent: null };
-  const signature = sign(null, Buffer.from(releaseSigningText(manifest)), keys.privateKey).toString("base64url");
-  const form = new FormData();
-  form.set("manifest", JSON.stringify({ ...manifest, signature }));
-  form.set("artifact", new File([artifact], "iot-agent.tar.gz", { type: "application/gzip" }));
-  const res = await fetch(`${endpoint.url}/api/releases`, { method: "POST", headers: { authorization: `Bearer ${operator.adminToken}` }, body: form });
-  if (res.status !== 201) throw new Error(`publish ${version}: ${res.status} ${await res.text()}`);
-}
-
 const card = (page: Page) => page.locator("article.rollout").first();
 const count = (page: Page, state: string) => card(page).locator(`.update-counts > div[data-state="${state}"] dd`);
 
@@ -80,7 +69,8 @@ beforeAll(async () => {
   // Rooms look at the rollouts every half second, so a device hears its release at once.
   endpoint = await startEndpoint({ direct: true, vars: { RELEASE_PUBLIC_KEY: publicKey, FIRMWARE_CHECK_MS: "500", LOG_READINGS: "false" } });
   operator = new EndpointClient(endpoint.url, endpoint.adminToken);
-  await publish(VERSION, "faster reconnects");
+  // 48,000 bytes: the page says 46.9 KB.
+  await publishRelease({ url: endpoint.url, adminToken: operator.adminToken, privateKey: keys.privateKey, version: VERSION, notes: "faster reconnects", size: 48_000 });
   await operator.token(SILENT);
   device = await operator.openRoom(DEVICE, "device");
   await helloDevice(device, "s-browser-ota");
