@@ -55,14 +55,15 @@ export function fetchTicket(target: TicketTarget): Promise<TicketAnswer> {
   return request("/api/tickets", TicketResponse, { method: "POST", body: JSON.stringify(target) });
 }
 
-/** What the fleet list asks for: a page of `limit` devices after `cursor` (null: the first), ids containing `q`. */
-export type FleetQuery = { cursor: string | null; q: string; limit: number };
+/** What the fleet list asks for: a page of `limit` devices after `cursor` (null: the first), ids containing `q`, online or offline only (null: both). */
+export type FleetQuery = { cursor: string | null; q: string; limit: number; online: boolean | null };
 
 /** One page of the fleet (`GET /api/devices`). */
 export function fetchDevices(query: FleetQuery, signal?: AbortSignal): Promise<DevicesPage> {
   const params = new URLSearchParams({ limit: String(query.limit) });
   if (query.cursor !== null) params.set("cursor", query.cursor);
   if (query.q) params.set("q", query.q);
+  if (query.online !== null) params.set("online", String(query.online));
   return request(`/api/devices?${params}`, DevicesPage, { signal });
 }
 

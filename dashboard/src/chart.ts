@@ -36,6 +36,9 @@ export class Chart {
   readonly #resize: ResizeObserver;
   readonly #time: TimeFormat;
   readonly #readout = h("div", { class: "readout", hidden: true });
+  /** The OS switched between light and dark: uPlot takes its colours once, so the plot is made again from the theme. */
+  readonly #theme = matchMedia("(prefers-color-scheme: dark)");
+  readonly #onTheme = () => this.#restyle();
 
   constructor(
     private readonly host: HTMLElement,
@@ -44,6 +47,7 @@ export class Chart {
     this.#time = time;
     this.#resize = new ResizeObserver(() => this.#fit());
     this.#resize.observe(host);
+    this.#theme.addEventListener("change", this.#onTheme);
   }
 
   /** Show `data` in `scale` over x window `window` (ms), shading `gaps`. Coalesced to one redraw per MIN_REDRAW_MS. */
@@ -66,6 +70,7 @@ export class Chart {
   destroy(): void {
     if (this.#timer) clearTimeout(this.#timer);
     this.#resize.disconnect();
+    this.#theme.removeEventListener("change", this.#onTheme);
     this.#plot?.destroy();
     this.#plot = null;
   }
@@ -85,6 +90,14 @@ export class Chart {
     }
     // The window the view chose (the range, or the data's span when it covers less), whatever uPlot would pick.
     this.#plot.setScale("x", { min: from / 1000, max: to / 1000 });
+  }
+
+  #restyle(): void {
+    this.#plot?.destroy();
+    this.#plot = null;
+    if (!this.#shown) return;
+    this.#pending = this.#shown;
+    this.#draw();
   }
 
   #size(): { width: number; height: number } {
@@ -162,6 +175,8 @@ export class Chart {
     const grid = css.getPropertyValue("--grid").trim() || "#d8dee4";
     const gapFill = css.getPropertyValue("--gap").trim() || "#eceff3";
     const axis = { stroke: ink, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 } };
+    // The colours drawn, where a test can read them (the canvas cannot be asked).
+    setAttr(this.host, "data-colors", JSON.stringify({ line, ink, grid, gap: gapFill }));
     return {
       ...this.#size(),
       scales: {

@@ -30,9 +30,11 @@ import { eachLimited, fetchReadings, fetchReadingsPage, HttpError } from "./api"
 import { AlertsPanel } from "./alerts-view";
 import { FirmwarePanel } from "./firmware-panel";
 import { Chart } from "./chart";
+import { chartTable, summarizeChart } from "./chart-summary";
+import type { Clock } from "./clock";
 import { commandTrace, describeCommand, describeStep, reduceScaleCommand, type ScaleCommandView } from "./command";
 import { h, setAttr, setText } from "./dom";
-import { formatAgo, formatCount, formatDuration, formatNumber, formatTemperature, TimeFormat, unit } from "./format";
+import { formatAgo, formatCount, formatDuration, formatNumber, formatSeen, formatTemperature, TimeFormat, unit } from "./format";
 import {
   bucketStarts,
   chartWindow,
@@ -63,6 +65,10 @@ export type DeviceViewOptions = {
   onConnection(state: ConnectionState): void;
   /** The newest reading, whenever it changes (the fleet list shows it for this device). */
   onReading?(reading: Reading): void;
+  /** Presence as this view knows it (live from the room), so the fleet row says the same. */
+  onPresence?(online: boolean, lastSeen: number | null): void;
+  /** The page's clock (clock.ts): ages here and in the fleet list are counted to the same `now`. */
+  clock?: Clock;
 };
 
 export class DeviceView {
@@ -78,7 +84,9 @@ export class DeviceView {
   readonly #alerts: AlertsPanel;
   /** The agent's version and its over-the-air update (firmware-panel.ts). */
   readonly #firmware: FirmwarePanel;
-  readonly #clock: ReturnType<typeof setInterval>;
+  readonly #stopClock: () => void;
+  readonly #now: () => number;
+  readonly #onPresence: (online: boolean, lastSeen: number | null) => void;
 
   #connection: ConnectionState = { kind: "connecting" };
   #online = false;
@@ -120,6 +128,11 @@ export class DeviceView {
   readonly #plot = h("div", { class: "plot" });
   readonly #plotBox = h("div", { role: "img", "aria-label": "Chart of the last hour of temperature readings" }, this.#plot);
   readonly #chartEmpty = h("p", { class: "chart-empty", hidden: true });
+  /** The chart's text alternative: its description (range, readings, lowest/highest/latest, gaps), kept current. */
+  readonly #summary = h("p", { class: "sr-only chart-summary", id: `chart-summary-${crypto.randomUUID()}` });
+  /** The same data as a table, for anyone who would rather read than look at the canvas. */
+  readonly #table = h("table", { class: "records chart-table", hidden: true });
+  readonly #tableToggle = h("button", { type: "button", class: "table-toggle", "aria-expanded": "false" }, "Show as table");
   readonly #gapList = h("ul", { class: "gap-list" });
   readonly #rangeButtons = new Map<ChartRange["key"], HTMLButtonElement>();
   readonly #notice = h("p", { class: "notice", role: "alert", hidden: true });
@@ -129,6 +142,8 @@ export class DeviceView {
     this.#canCommand = opts.canCommand;
     this.#onConnection = opts.onConnection;
     this.#onReading = opts.onReading ?? (() => {});
+    this.#onPresence = opts.onPresence ?? (() => {});
+    this.#now = opts.clock ? () => opts.clock!.now() : Date.now;
 
     const scaleButton = (scale: Scale) =>
       h("button", { type: "button", class: "seg", "aria-pressed": "false", onclick: () => this.#switchScale(scale) }, unit(scale));
@@ -172,14 +187,27 @@ export class DeviceView {
         "figure",
         { class: "card chart" },
         h("div", { class: "chart-head" }, this.#caption, this.#rangeGroup()),
-        // The canvas says nothing to a screen reader; the caption and the big reading carry the same facts.
+        // The canvas says nothing to a screen reader: its description is the summary, and the table holds the numbers.
         this.#plotBox,
+        this.#summary,
         this.#chartEmpty,
         this.#gapList,
+        this.#tableToggle,
+        this.#table,
       ),
     );
 
     this.#chart = new Chart(this.#plot, this.#time);
+    setAttr(this.#plotBox, "aria-describedby", this.#summary.id);
+    setAttr(this.#tableToggle, "aria-controls", (this.#table.id = `chart-table-${crypto.randomUUID()}`));
+    this.#tableToggle.addEventListener("click", () => {
+      const open = this.#table.hidden;
+      this.#table.hidden = !open;
+      setAttr(this.#tableToggle, "aria-expanded", String(open));
+      setText(this.#tableToggle, open ? "Hide table" : "Show as table");
+      delete this.#table.dataset.key;
+      this.#renderChart();
+    });
     this.#alerts = new AlertsPanel({ id: opts.id, canChange: opts.canCommand });
     this.el.append(this.#alerts.el);
     this.#firmware = new FirmwarePanel({ id: opts.id });
@@ -202,13 +230,17 @@ export class DeviceView {
       onBadFrame: (reason) => console.warn(`device ${opts.id}: dropped a frame that did not parse (${reason})`),
     });
     void this.#loadRange();
-    this.#clock = setInterval(() => this.#tick(), 1000);
+    if (opts.clock) this.#stopClock = opts.clock.onTick(() => this.#tick());
+    else {
+      const timer = setInterval(() => this.#tick(), 1000);
+      this.#stopClock = () => clearInterval(timer);
+    }
     this.#render();
   }
 
   close(): void {
     this.#closed = true;
-    clearInterval(this.#clock);
+    this.#stopClock();
     this.#socket.close();
     this.#alerts.close();
     this.#firmware.close();
@@ -431,17 +463,16 @@ export class DeviceView {
 
   #renderPresence(): void {
     const presence = this.presence;
-    const now = Date.now();
+    const now = this.#now();
     const ago = formatAgo(this.#lastSeen, now);
+    if (this.#known) this.#onPresence(this.#online, this.#lastSeen);
     const text = { online: "Online", offline: "Offline", never: "Never connected", unknown: "Presence unknown" }[presence];
     setText(this.#presence, text);
     setAttr(this.#presence, "data-state", presence);
     setText(
       this.#seen,
-      presence === "online"
-        ? ` · seen ${ago}`
-        : presence === "offline"
-          ? ` · last seen ${ago}`
+      presence === "online" || presence === "offline"
+        ? ` · ${formatSeen(presence === "online", this.#lastSeen, now)}`
           : presence === "never"
             ? " · provisioned, waiting for its first connection"
             : this.#known
@@ -588,6 +619,8 @@ export class DeviceView {
         (gaps.length ? ` · ${gaps.length} ${gaps.length === 1 ? "gap" : "gaps"}` : ""),
     );
     setAttr(this.#plotBox, "aria-label", `Chart of temperature readings, ${this.#range.caption.toLowerCase()}`);
+    setText(this.#summary, summarizeChart({ caption: this.#range.caption, readings: items, scale, gaps, time: this.#time, rangeMs: this.#range.ms }));
+    this.#renderTable(scale, window);
     this.#renderGapList(gaps);
     // Facts a test (or a curious person with devtools) can read without parsing the canvas.
     const figure = this.#caption.closest("figure")!;
@@ -599,6 +632,31 @@ export class DeviceView {
     figure.dataset.windowFrom = String(Math.round(window[0]));
     figure.dataset.windowTo = String(Math.round(window[1]));
     figure.dataset.firstTs = String(items[0]?.ts ?? "");
+  }
+
+  /** The chart as a table (only while open): the window in 12 slices, each with its readings, lowest, highest and mean. */
+  #renderTable(scale: Scale, window: [number, number]): void {
+    this.#tableToggle.hidden = this.#series.items.length === 0;
+    if (this.#table.hidden) return;
+    const rows = chartTable(this.#series.items, scale, window);
+    const long = window[1] - window[0] > 86_400_000;
+    const at = (ts: number) => (long ? this.#time.dateTime(ts) : this.#time.time(ts));
+    const num = (v: number | null) => (v === null ? "–" : formatNumber(v));
+    const key = JSON.stringify(rows.map((r) => [r.count, r.min, r.max, r.mean])) + scale + Math.round(window[0] / 60_000);
+    if (this.#table.dataset.key === key) return;
+    this.#table.dataset.key = key;
+    const u = unit(scale);
+    this.#table.replaceChildren(
+      h("caption", {}, `${this.#range.caption} in ${rows.length} slices, times in ${this.#time.zone}`),
+      h("thead", {}, h("tr", {}, ...["From", "To", "Readings", `Lowest (${u})`, `Highest (${u})`, `Mean (${u})`].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "tbody",
+        {},
+        ...rows.map((r) =>
+          h("tr", {}, h("td", {}, at(r.from)), h("td", {}, at(r.to)), h("td", {}, formatCount(r.count)), h("td", {}, num(r.min)), h("td", {}, num(r.max)), h("td", {}, num(r.mean))),
+        ),
+      ),
+    );
   }
 
   /** The newest silences in words, with how long each lasted (all of them are shaded on the chart). */

@@ -1,14 +1,19 @@
 /**
  * The fleet: one page of devices at a time, in id order, with when each was
- * last seen, its latest reading and firmware; a search box (ids containing
- * the text) and previous/next. The page comes from fleet-feed.ts, which
+ * last seen, its latest reading, a sparkline of its recent readings and its
+ * firmware; a search box (ids containing the text), a presence filter (both
+ * answered by the API over the whole fleet), a sort of the page shown
+ * (fleet-order.ts says why within the page) and previous/next. On a phone it
+ * folds into a device picker at the top of the page. The page comes from fleet-feed.ts, which
  * refreshes it every few seconds while the tab is visible, so a device that
  * registers or goes offline shows up without a reload.
  */
 import type { DeviceSummary, DevicesPage, Reading } from "../../party/protocol";
 import type { FleetQuery } from "./api";
+import type { Clock } from "./clock";
 import { h, setAttr, setText } from "./dom";
-import { formatAgo, formatCount, formatRange, formatTemperature } from "./format";
+import { describeSpark, isFleetSort, sortPage, sparkPath, SORTS, type FleetSort } from "./fleet-order";
+import { formatAgo, formatCount, formatRange, formatSeen, formatTemperature } from "./format";
 import { renderAlertBadge } from "./alerts-view";
 import { devicePath } from "./router";
 
@@ -17,7 +22,12 @@ export const PAGE_SIZE = 50;
 /** Typing pauses this long before the search goes out (one request per word, not per key). */
 const SEARCH_DELAY_MS = 250;
 
-type Row = { li: HTMLLIElement; link: HTMLAnchorElement; state: HTMLElement; temp: HTMLElement; sub: HTMLElement };
+type Row = { li: HTMLLIElement; link: HTMLAnchorElement; state: HTMLElement; temp: HTMLElement; sub: HTMLElement; spark: SVGSVGElement; line: SVGPathElement };
+
+/** The sparkline's box in CSS pixels. */
+const SPARK_W = 64;
+const SPARK_H = 20;
+const SVG = "http://www.w3.org/2000/svg";
 
 export class FleetView {
   readonly el: HTMLElement;
@@ -38,7 +48,34 @@ export class FleetView {
   readonly #prev = h("button", { type: "button", class: "prev" }, "Previous");
   readonly #next = h("button", { type: "button", class: "next" }, "Next");
   readonly #pager = h("div", { class: "pager" }, this.#prev, this.#range, this.#next);
+  readonly #filter = h(
+    "select",
+    { class: "fleet-filter", "aria-label": "Show devices" },
+    h("option", { value: "" }, "All devices"),
+    h("option", { value: "true" }, "Online"),
+    h("option", { value: "false" }, "Offline"),
+  );
+  readonly #sortSelect = h("select", { class: "fleet-sort", "aria-label": "Sort this page by", "aria-describedby": "fleet-sort-hint" }, ...SORTS.map((s) => h("option", { value: s.key }, s.label)));
+  readonly #sortHint = h("p", { class: "hint", id: "fleet-sort-hint" });
+  /** On a phone: the fleet folds into this one row at the top of the page, naming the device shown. */
+  readonly #toggleCurrent = h("span", { class: "current" }, "Choose a device");
+  readonly #toggleCount = h("span", { class: "total" });
+  readonly #toggle = h(
+    "button",
+    { type: "button", class: "fleet-toggle", "aria-expanded": "false", "aria-controls": "fleet-body" },
+    h("span", { class: "label" }, "Device"),
+    " ",
+    this.#toggleCurrent,
+    " ",
+    this.#toggleCount,
+  );
   readonly #rows = new Map<string, Row>();
+  readonly #now: () => number;
+  #onlineFilter: boolean | null = null;
+  #sort: FleetSort = "id";
+  /** The watched device's presence from its own room (fresher than the registry's copy). */
+  #livePresence: { online: boolean; lastSeen: number | null } | null = null;
+  #firstPageShown = false;
   #devices = new Map<string, DeviceSummary>();
   #page: DevicesPage | null = null;
   /** Rows before the page shown (for "51–100 of …"), as of when it arrived. */
@@ -54,17 +91,42 @@ export class FleetView {
   /** The last refresh reached the endpoint. While it cannot, the rows are old news: presence is unknown. */
   #reachable = true;
 
-  constructor(opts: { onQuery(query: FleetQuery): void }) {
+  constructor(opts: { onQuery(query: FleetQuery): void; clock?: Clock }) {
     this.#onQuery = opts.onQuery;
+    this.#now = opts.clock ? () => opts.clock!.now() : Date.now;
     this.el = h(
       "nav",
-      { class: "fleet", "aria-labelledby": "fleet-title" },
-      h("h2", { id: "fleet-title" }, "Devices ", this.#count),
-      h("form", { role: "search", class: "fleet-find", onsubmit: (e) => e.preventDefault() }, this.#search),
-      this.#empty,
-      this.#list,
-      this.#pager,
+      { class: "fleet", "aria-labelledby": "fleet-title", "data-collapsed": "true" },
+      this.#toggle,
+      h(
+        "div",
+        { class: "fleet-body", id: "fleet-body" },
+        h("h2", { id: "fleet-title" }, "Devices ", this.#count),
+        h(
+          "form",
+          { role: "search", class: "fleet-find", onsubmit: (e) => e.preventDefault() },
+          this.#search,
+          h("div", { class: "fleet-tools" }, this.#filter, this.#sortSelect),
+          this.#sortHint,
+        ),
+        this.#empty,
+        this.#list,
+        this.#pager,
+      ),
     );
+    this.#toggle.addEventListener("click", () => this.#setCollapsed(this.el.dataset.collapsed !== "true"));
+    // Picking a device on a phone folds the list away again, so the device is what shows.
+    this.#list.addEventListener("click", (e) => {
+      if ((e.target as Element).closest("a")) this.#setCollapsed(true);
+    });
+    this.#filter.addEventListener("change", () => {
+      this.#onlineFilter = this.#filter.value === "" ? null : this.#filter.value === "true";
+      this.#go([null]);
+    });
+    this.#sortSelect.addEventListener("change", () => {
+      if (isFleetSort(this.#sortSelect.value)) this.#sort = this.#sortSelect.value;
+      this.#render();
+    });
     this.#search.addEventListener("input", () => {
       clearTimeout(this.#searchTimer);
       this.#searchTimer = setTimeout(() => this.#setSearch(this.#search.value.trim()), SEARCH_DELAY_MS);
@@ -76,7 +138,7 @@ export class FleetView {
 
   /** What to fetch for the page on screen. */
   get query(): FleetQuery {
-    return { cursor: this.#cursors[this.#cursors.length - 1] ?? null, q: this.#q, limit: PAGE_SIZE };
+    return { cursor: this.#cursors[this.#cursors.length - 1] ?? null, q: this.#q, limit: PAGE_SIZE, online: this.#onlineFilter };
   }
 
   /** The devices on the page shown, in id order. */
@@ -84,9 +146,9 @@ export class FleetView {
     return this.#devices;
   }
 
-  /** True while a search narrows the list (an empty page then says nothing about the fleet). */
+  /** True while a search or filter narrows the list (an empty page then says nothing about the fleet). */
   get searching(): boolean {
-    return this.#q !== "";
+    return this.#q !== "" || this.#onlineFilter !== null;
   }
 
   /** A page arrived for the current query (fleet-feed.ts drops answers to older ones). */
@@ -100,6 +162,11 @@ export class FleetView {
     this.#offset = (this.#cursors.length - 1) * PAGE_SIZE;
     this.#pending = false;
     this.#devices = new Map(page.devices.map((d) => [d.id, d]));
+    if (!this.#firstPageShown) {
+      this.#firstPageShown = true;
+      // For the browser test (and anyone curious): navigation start to the first page of the fleet on screen.
+      performance.mark("iot:fleet-first-page");
+    }
     for (const [id, row] of this.#rows) {
       if (!this.#devices.has(id)) {
         row.li.remove();
@@ -110,7 +177,10 @@ export class FleetView {
   }
 
   select(id: string | null): void {
-    if (id !== this.#selected) this.#live = null;
+    if (id !== this.#selected) {
+      this.#live = null;
+      this.#livePresence = null;
+    }
     this.#selected = id;
     this.#render();
   }
@@ -122,6 +192,14 @@ export class FleetView {
   setLive(id: string, reading: Reading): void {
     if (id !== this.#selected) return;
     this.#live = reading;
+    this.#render();
+  }
+
+  /** The watched device's presence from its own room: its row and the device header then say the same. */
+  setPresence(id: string, online: boolean, lastSeen: number | null): void {
+    if (id !== this.#selected) return;
+    if (this.#livePresence?.online === online && this.#livePresence.lastSeen === lastSeen) return;
+    this.#livePresence = { online, lastSeen };
     this.#render();
   }
 
@@ -151,9 +229,19 @@ export class FleetView {
     this.#onQuery(this.query);
   }
 
+  #setCollapsed(collapsed: boolean): void {
+    this.el.dataset.collapsed = String(collapsed);
+    setAttr(this.#toggle, "aria-expanded", String(!collapsed));
+    if (!collapsed) this.#search.focus();
+  }
+
   #render(): void {
-    const now = Date.now();
+    const now = this.#now();
     const page = this.#page;
+    setText(this.#toggleCurrent, this.#selected ?? "Choose a device");
+    setText(this.#toggleCount, page ? `${formatCount(page.total)} ${page.total === 1 ? "device" : "devices"}` : "");
+    const sorted = this.#sort !== "id" && (page?.devices.length ?? 0) > 1;
+    setText(this.#sortHint, sorted ? "Sorted within this page; pages follow id order." : "");
     setText(this.#count, page ? `(${formatCount(page.total)})` : "");
     setText(this.#range, page ? formatRange(this.#offset, page.devices.length, page.total) : "");
     this.#pager.hidden = !page || (this.#offset === 0 && page.next === null);
@@ -161,8 +249,19 @@ export class FleetView {
     this.#next.disabled = this.#pending || !page?.next;
     setAttr(this.#list, "aria-busy", this.#pending ? "true" : null);
     this.#empty.hidden = !page || page.devices.length > 0;
-    setText(this.#empty, this.#q ? `No device id contains “${this.#q}”.` : "No device has registered yet.");
-    [...this.#devices.values()].forEach((d, index) => {
+    const filter = this.#onlineFilter === null ? "" : this.#onlineFilter ? " is online" : " is offline";
+    setText(
+      this.#empty,
+      this.#q
+        ? `No device id contains “${this.#q}”${filter ? ` and${filter}` : ""}.`
+        : filter
+          ? `No device${filter}.`
+          : "No device has registered yet.",
+    );
+    sortPage([...this.#devices.values()], this.#sort).forEach((d0, index) => {
+      // The watched device: presence as its own room says it, so its row and the header agree.
+      const live0 = d0.id === this.#selected ? this.#livePresence : null;
+      const d = live0 ? { ...d0, online: live0.online, lastSeen: live0.lastSeen ?? d0.lastSeen } : d0;
       let row = this.#rows.get(d.id);
       if (!row) {
         row = this.#makeRow(d.id);
@@ -190,27 +289,45 @@ export class FleetView {
           ? `last known ${d.online ? "online" : never ? "never connected" : "offline"}${d.lastSeen === null ? "" : `, seen ${formatAgo(d.lastSeen, now)}`}`
           : state === "never"
             ? "provisioned"
-            : d.online
-              ? `seen ${formatAgo(d.lastSeen, now)}`
-              : `last seen ${formatAgo(d.lastSeen, now)}`;
+            : formatSeen(d.online, d.lastSeen, now);
       setText(row.sub, [seen, d.fw ? `fw ${d.fw}` : null].filter(Boolean).join(" · "));
+      this.#renderSpark(row, d);
       renderAlertBadge(row.link, d.alerts);
     });
+  }
+
+  /** The row's sparkline, from the summary the page already carries (no request of its own). */
+  #renderSpark(row: Row, d: DeviceSummary): void {
+    const key = d.spark.join(",");
+    if (row.spark.dataset.key === key) return;
+    row.spark.dataset.key = key;
+    row.spark.dataset.points = String(d.spark.length);
+    row.line.setAttribute("d", sparkPath(d.spark, SPARK_W, SPARK_H));
+    row.spark.setAttribute("aria-label", `Trend: ${describeSpark(d.spark, d.scale)}`);
   }
 
   #makeRow(id: string): Row {
     const state = h("span", { class: "state" });
     const temp = h("span", { class: "temp" });
     const sub = h("span", { class: "sub" });
+    const spark = document.createElementNS(SVG, "svg");
+    const line = document.createElementNS(SVG, "path");
+    spark.setAttribute("class", "spark");
+    spark.setAttribute("role", "img");
+    spark.setAttribute("viewBox", `0 0 ${SPARK_W} ${SPARK_H}`);
+    spark.setAttribute("width", String(SPARK_W));
+    spark.setAttribute("height", String(SPARK_H));
+    spark.append(line);
     const link = h(
       "a",
       { href: devicePath(id), class: "fleet-item", "data-nav": true },
       h("span", { class: "dot", "aria-hidden": "true" }),
       h("span", { class: "name" }, id),
+      spark,
       temp,
       h("span", { class: "line" }, state, " · ", sub),
     );
     const li = h("li", { "data-device": id }, link);
-    return { li, link, state, temp, sub };
+    return { li, link, state, temp, sub, spark, line };
   }
 }

@@ -42,6 +42,15 @@ export function formatAgo(ts: number | null, now: number): string {
   return `${Math.floor(h / 24)} d ago`;
 }
 
+/**
+ * The one "seen" phrase of the page: "seen 3 s ago" while online, "last seen 5 min ago"
+ * once offline. The device header and the fleet list both call this with the same
+ * lastSeen and the same `now` (clock.ts), so they never disagree.
+ */
+export function formatSeen(online: boolean, lastSeen: number | null, now: number): string {
+  return `${online ? "seen" : "last seen"} ${formatAgo(lastSeen, now)}`;
+}
+
 /** "1,234" in the user's locale. */
 export function formatCount(n: number, locale?: string): string {
   return n.toLocaleString(locale);

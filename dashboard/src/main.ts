@@ -8,6 +8,7 @@
 import "./styles.css";
 import { onUnauthorized } from "./api";
 import { AuditView } from "./audit-view";
+import { Clock } from "./clock";
 import { h, setAttr, setText } from "./dom";
 import { DeviceView } from "./device-view";
 import { FleetFeed } from "./fleet-feed";
@@ -24,16 +25,19 @@ const whoEl = document.getElementById("who")!;
 const signOutButton = document.getElementById("sign-out") as HTMLButtonElement;
 const navEl = document.getElementById("nav")!;
 const auditLink = document.getElementById("nav-audit")!;
+const topBar = document.querySelector<HTMLElement>("header.top")!;
+const menuToggle = document.getElementById("menu-toggle") as HTMLButtonElement;
 
 /** The whole signed-in app; torn down on sign-out or when the session expires. */
 class Dashboard {
   readonly #session: Session;
-  readonly #fleet = new FleetView({ onQuery: (query) => this.#fleetFeed.set(query) });
+  /** One clock for every age on the page (clock.ts): the fleet row and the device header count to the same now. */
+  readonly #clock = new Clock();
+  readonly #fleet = new FleetView({ onQuery: (query) => this.#fleetFeed.set(query), clock: this.#clock });
   readonly #main = h("main", { id: "main", class: "main", tabindex: "-1" });
   /** Said once for the whole page while it cannot reach the endpoint; polite: it is news, not an error the user made. */
   readonly #banner = h("div", { class: "banner", role: "status", "aria-live": "polite", hidden: true });
   readonly #fleetFeed: FleetFeed;
-  readonly #clock: ReturnType<typeof setInterval>;
   #fleetLoaded = false;
   #route: Route = { view: "fleet" };
   #device: DeviceView | null = null;
@@ -59,7 +63,7 @@ class Dashboard {
         this.#renderConnection();
       },
     });
-    this.#clock = setInterval(() => this.#fleet.tick(), 1000);
+    this.#clock.onTick(() => this.#fleet.tick());
     this.#show();
   }
 
@@ -69,7 +73,7 @@ class Dashboard {
   }
 
   close(): void {
-    clearInterval(this.#clock);
+    this.#clock.stop();
     this.#fleetFeed.close();
     this.#device?.close();
     this.#device = null;
@@ -121,6 +125,8 @@ class Dashboard {
           this.#renderConnection();
         },
         onReading: (reading) => this.#fleet.setLive(watched, reading),
+        onPresence: (online, lastSeen) => this.#fleet.setPresence(watched, online, lastSeen),
+        clock: this.#clock,
       });
       this.#main.replaceChildren(this.#device.el);
     } else if (!this.#fleetLoaded) {
@@ -221,6 +227,8 @@ function start(session: Session): void {
   // Sessions for anyone signed in (their own); the audit trail for operators only.
   navEl.hidden = session.kind !== "signed-in";
   auditLink.hidden = !(session.kind === "signed-in" && session.role === "operator");
+  menuToggle.hidden = session.kind !== "signed-in";
+  setMenu(false);
   app = new Dashboard(session, route);
 }
 
@@ -237,6 +245,8 @@ function showSignIn(message = ""): void {
   setText(whoEl, "");
   signOutButton.hidden = true;
   navEl.hidden = true;
+  menuToggle.hidden = true;
+  setMenu(false);
   setText(connectionEl, "Signed out");
   setAttr(connectionEl, "data-state", "stopped");
   const error = h("p", { class: "form-error", role: "alert", id: "sign-in-error" }, message);
@@ -293,6 +303,25 @@ async function boot(): Promise<void> {
     }
   }
 }
+
+/**
+ * On a phone the account links, who is signed in and Sign out fold behind one Menu button, so the
+ * top bar stays one row (styles.css shows the button only on narrow screens); it opens below the bar.
+ */
+function setMenu(open: boolean): void {
+  setAttr(topBar, "data-menu", open ? "open" : null);
+  setAttr(menuToggle, "aria-expanded", String(open));
+}
+menuToggle.addEventListener("click", () => setMenu(topBar.dataset.menu !== "open"));
+topBar.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && topBar.dataset.menu === "open") {
+    setMenu(false);
+    menuToggle.focus();
+  }
+});
+document.getElementById("account")!.addEventListener("click", (e) => {
+  if ((e.target as Element).closest("a, button")) setMenu(false);
+});
 
 onUnauthorized(() => showSignIn("Your session has ended. Sign in again."));
 signOutButton.addEventListener("click", async () => {
