@@ -80,10 +80,13 @@ export class DeviceView {
   readonly #series = new ReadingSeries();
   readonly #chart: Chart;
   readonly #socket: RoomSocket;
-  /** Rules, alerts and their acknowledgement (alerts-view.ts). */
-  readonly #alerts: AlertsPanel;
-  /** The agent's version and its over-the-air update (firmware-panel.ts). */
-  readonly #firmware: FirmwarePanel;
+  /**
+   * Rules, alerts and their acknowledgement (alerts-view.ts), and the agent's version and its
+   * over-the-air update (firmware-panel.ts). Made at the room's first snapshot, once the device
+   * is known to exist: for an id nobody provisioned they would only ask for three 404s.
+   */
+  #alerts: AlertsPanel | undefined;
+  #firmware: FirmwarePanel | undefined;
   readonly #stopClock: () => void;
   readonly #now: () => number;
   readonly #onPresence: (online: boolean, lastSeen: number | null) => void;
@@ -208,10 +211,6 @@ export class DeviceView {
       delete this.#table.dataset.key;
       this.#renderChart();
     });
-    this.#alerts = new AlertsPanel({ id: opts.id, canChange: opts.canCommand });
-    this.el.append(this.#alerts.el);
-    this.#firmware = new FirmwarePanel({ id: opts.id });
-    this.el.append(this.#firmware.el);
     this.#socket = openRoomSocket({
       target: { device: opts.id },
       schema: ToDashboardMessage,
@@ -242,8 +241,8 @@ export class DeviceView {
     this.#closed = true;
     this.#stopClock();
     this.#socket.close();
-    this.#alerts.close();
-    this.#firmware.close();
+    this.#alerts?.close();
+    this.#firmware?.close();
     this.#chart.destroy();
   }
 
@@ -256,14 +255,19 @@ export class DeviceView {
       case "snapshot": {
         const resumeFrom = this.#series.maxSeq;
         this.#snapshots++;
+        if (!this.#alerts) {
+          this.#alerts = new AlertsPanel({ id: this.#id, canChange: this.#canCommand });
+          this.#firmware = new FirmwarePanel({ id: this.#id });
+          this.el.append(this.#alerts.el, this.#firmware.el);
+        }
         // A reconnect: alerts raised or cleared while we were away.
-        if (this.#snapshots > 1) void this.#alerts.refresh();
+        else if (this.#snapshots > 1) void this.#alerts.refresh();
         this.#known = true;
         this.#online = msg.state.online;
         this.#lastSeen = msg.state.lastSeen;
         this.#desired = msg.state.desired;
         this.#reported = msg.state.reported;
-        this.#firmware.setRunning(msg.state.reported?.fw);
+        this.#firmware?.setRunning(msg.state.reported?.fw);
         this.#command = reduceScaleCommand(this.#command, { type: "snapshot", commands: msg.state.commands });
         this.#addReadings(msg.readings);
         // A reconnect: whatever was stored while we were away and is older than the snapshot's window.
@@ -292,14 +296,14 @@ export class DeviceView {
       case "state":
         this.#desired = msg.desired;
         this.#reported = msg.reported;
-        this.#firmware.setRunning(msg.reported?.fw);
+        this.#firmware?.setRunning(msg.reported?.fw);
         this.#render();
         return;
       case "command-status":
         this.#onCommand(msg.command);
         return;
       case "alert":
-        this.#alerts.onAlert(msg.alert);
+        this.#alerts?.onAlert(msg.alert);
         return;
       case "error":
         // The room refused something we sent: say so on the page; it is not a page bug.
