@@ -16,6 +16,9 @@
 // launcher with the agent's code, and systemd restarts it (Restart=always).
 //
 //   node launcher.mjs [agent options…]       IOT_STATE_DIR (or --state-dir) names the state directory
+//   IOT_AGENT_ENTRY                          the installed agent, when `current` names no release
+//                                            (default: iot-agent.mjs beside this file; npm start
+//                                            names device/cli.ts, the agent from source)
 import { spawn } from "node:child_process";
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, unlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -31,6 +34,7 @@ if (!stateArg && !process.env.IOT_STATE_DIR) {
   process.exit(2);
 }
 const stateDir = resolve(stateArg ?? process.env.IOT_STATE_DIR);
+const installed = process.env.IOT_AGENT_ENTRY ? resolve(process.env.IOT_AGENT_ENTRY) : join(here, "iot-agent.mjs");
 // The same names as device/update/layout.ts.
 const paths = {
   current: join(stateDir, "current"),
@@ -62,7 +66,7 @@ for (;;) {
     rollBack(trial, `it did not pass its trial in ${trial.boots} starts${trial.lastFailure ? ` (last: ${trial.lastFailure})` : ""}`);
     continue;
   }
-  const entry = join(current ? paths.release(current) : here, "iot-agent.mjs");
+  const entry = current ? join(paths.release(current), "iot-agent.mjs") : installed;
   if (!existsSync(entry)) {
     if (trial) {
       rollBack(trial, `${entry} is missing`);

@@ -279,10 +279,14 @@ export type RolloutRequest = z.infer<typeof RolloutRequest>;
 export const RolloutState = z.enum(["active", "paused", "cancelled"]);
 export type RolloutState = z.infer<typeof RolloutState>;
 
-/** Each step of an update on the device, as it reports them (docs/updates.md). */
-export const UpdateState = z.enum(["downloading", "verifying", "installing", "restarting", "trial", "applied", "rolled-back", "failed"]);
+/**
+ * Each step of an update on the device, as it reports them (docs/updates.md). `unsupported`: the
+ * device cannot take updates as it is set up (no IOT_RELEASE_KEY pinned, not run by the launcher);
+ * final, shown, but not a failure, so it never counts toward a rollout's failure threshold.
+ */
+export const UpdateState = z.enum(["downloading", "verifying", "installing", "restarting", "trial", "applied", "rolled-back", "failed", "unsupported"]);
 export type UpdateState = z.infer<typeof UpdateState>;
-export const FINAL_UPDATE_STATES: readonly UpdateState[] = ["applied", "rolled-back", "failed"];
+export const FINAL_UPDATE_STATES: readonly UpdateState[] = ["applied", "rolled-back", "failed", "unsupported"];
 
 export const Rollout = z.strictObject({
   id: RolloutId,

@@ -14,14 +14,15 @@
 //   --out FOLDER     also keep the artifact and its signed manifest there
 //   --endpoint URL   (or IOT_ENDPOINT) default http://127.0.0.1:$PORT (8787), as `npm start` serves it
 //   ADMIN_TOKEN      an operator's token; default: ADMIN_TOKEN from .dev.vars (DEV_VARS), as npm start wrote it
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
+import { createHash, createPrivateKey, generateKeyPairSync, sign } from "node:crypto";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { parseDevVars } from "./lib/dev-vars.mjs";
+import { publicKeyOf, releaseKeyFile } from "./lib/release-key.mjs";
 import { packTarGz } from "../device/update/tar.ts";
 import { releaseSigningText } from "../party/protocol.ts";
 
@@ -66,7 +67,7 @@ if (o.help || (!command && !o.version)) {
   console.log(usage);
   process.exit(o.help ? 0 : 1);
 }
-const keyFile = resolve(o.key || process.env.IOT_RELEASE_KEY_FILE || join(process.env.XDG_CONFIG_HOME || join(homedir(), ".config"), "iot-edge", "release-key.pem"));
+const keyFile = releaseKeyFile(o.key);
 const endpoint = (o.endpoint || process.env.IOT_ENDPOINT || `http://127.0.0.1:${process.env.PORT || "8787"}`).replace(/\/+$/, "");
 
 switch (command) {
@@ -211,10 +212,6 @@ function loadKey() {
   } catch (err) {
     fail(`release: cannot read the key in ${keyFile}: ${err.message}`);
   }
-}
-
-function publicKeyOf(privateKey) {
-  return createPublicKey(privateKey).export({ format: "jwk" }).x;
 }
 
 function walk(dir, base = dir) {

@@ -11,17 +11,23 @@
 // PORT with the same STATE_DIR is refused by the endpoint's lock (scripts/lib/state-lock.mjs).
 // The endpoint stopping stops the rest; the agent crashing is restarted, unless it
 // crash-loops. One banner says when the device is streaming; VERBOSE=1 shows every reading.
+// The simulated device runs as the unit runs a Pi's agent: under device/launcher.mjs, its
+// releases beside its outbox (device/.state/<id>/releases), with the fleet's release key pinned
+// when the operator has made one (`npm run release -- keygen`), so over-the-air updates work on
+// it end to end (docs/updates.md, "Try it with npm start").
 //
 //   PORT, HOST, STATE_DIR, DEV_VARS   as for `npm run endpoint`
 //   DEVICE_ID                         the simulated device's id (default sim-1)
 //   VERBOSE=1                         the agent's `Temperature: …` line per reading (quiet by default)
 //   IOT_*                             any agent setting (see `npm run device -- --help`)
+//   IOT_RELEASE_KEY_FILE              the release key whose public half is pinned (as `npm run release`)
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, watchFile, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { ensureDevVars } from "./lib/dev-vars.mjs";
 import { portFree } from "./lib/port.mjs";
+import { publicKeyFromFile, releaseKeyFile } from "./lib/release-key.mjs";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const port = process.env.PORT || "8787";
@@ -33,6 +39,8 @@ const deviceId = process.env.DEVICE_ID || "sim-1";
 const devVars = resolve(root, process.env.DEV_VARS || ".dev.vars");
 // The simulated device's token lives beside its outbox (git-ignored), like IOT_TOKEN in a Pi's env file.
 const tokenFile = join(root, "device/.state", deviceId, "token");
+// Its state (outbox, releases, update records): the launcher's IOT_STATE_DIR, as /var/lib/iot-agent on a Pi.
+const deviceState = resolve(root, process.env.IOT_STATE_DIR || join("device/.state", deviceId));
 
 // Before anything starts, prints or is built: a port in use is either this demo already
 // running (say so and touch nothing: no second agent on its outbox, no rebuild) or
@@ -171,6 +179,8 @@ async function deviceToken() {
 
 /** Five crashes within a minute is a loop, not bad luck: give up rather than spin. */
 const RESTART_DELAY_MS = 2_000;
+/** The agent's "start `current` again" (device/update/layout.ts SWITCH_EXIT_CODE): a restart, not a crash. */
+const SWITCH_EXIT_CODE = 75;
 const CRASH_LOOP = { count: 5, windowMs: 60_000 };
 const crashes = [];
 // device/log.ts LINES.connected, byte for byte (the old agent's line; scripts grep for it).
@@ -184,7 +194,14 @@ let announced = false;
 function startDevice(agentArgs, admin) {
   const child = start("device", agentArgs, {
     stdout: "pipe",
+    env: deviceEnv(),
     onExit(code, signal) {
+      // The launcher handles 75 itself; an agent run without it (or a key just made) starts again at once.
+      if (code === SWITCH_EXIT_CODE || restartNow) {
+        restartNow = false;
+        if (!stopping) startDevice(agentArgs, admin);
+        return;
+      }
       const now = Date.now();
       crashes.push(now);
       while (crashes.length && now - crashes[0] > CRASH_LOOP.windowMs) crashes.shift();
@@ -211,6 +228,58 @@ function startDevice(agentArgs, admin) {
   });
 }
 
+/**
+ * The release key pinned on the simulated device: IOT_RELEASE_KEY if set, else the public half of
+ * the operator's key file (its private half is read here only to derive that; it goes nowhere).
+ */
+function releaseKeyPin() {
+  if (process.env.IOT_RELEASE_KEY) return { key: process.env.IOT_RELEASE_KEY, from: "IOT_RELEASE_KEY" };
+  const file = releaseKeyFile();
+  try {
+    const key = publicKeyFromFile(file);
+    return key ? { key, from: file } : null;
+  } catch (err) {
+    console.error(`start: ${file}: ${err.message}; no release key pinned on ${deviceId}`);
+    return null;
+  }
+}
+
+let pinned = null;
+let restartNow = false;
+
+/** The launcher's environment: where the agent's state and the agent itself are, and the key. */
+function deviceEnv() {
+  pinned = releaseKeyPin();
+  return {
+    IOT_STATE_DIR: deviceState,
+    // No bundle is installed beside the launcher here: the agent from source is "the installed agent".
+    IOT_AGENT_ENTRY: join(root, "device/cli.ts"),
+    // Empty, not absent: the agent's config ignores an empty setting, and no key means updates are off
+    // (it reports rollouts as `unsupported`, which no rollout counts as a failure).
+    IOT_RELEASE_KEY: pinned?.key ?? "",
+  };
+}
+
+/**
+ * A key made while the demo runs (`npm run release -- keygen` in another terminal) is pinned at
+ * once: the device is restarted with it, as an installer re-pins a Pi. Polled (stat every 2 s):
+ * the folder may not exist yet, which fs.watch cannot follow.
+ */
+function watchReleaseKey(agentArgs, admin) {
+  if (process.env.IOT_RELEASE_KEY) return;
+  const file = releaseKeyFile();
+  watchFile(file, { interval: 2_000, persistent: false }, () => {
+    if (stopping) return;
+    const next = releaseKeyPin();
+    if (!next || next.key === pinned?.key) return;
+    const device = children.get("device");
+    console.log(`start: release key ${next.key} found in ${file}; restarting ${deviceId} with it pinned`);
+    if (!device) return; // between restarts: the next start reads it
+    restartNow = true;
+    signalGroup(device.pgid, "SIGTERM");
+  });
+}
+
 function banner(admin) {
   console.log(
     [
@@ -218,6 +287,9 @@ function banner(admin) {
       `start: ready. ${deviceId} is streaming; dashboard at ${base}/`,
       `  operator token: ${admin}`,
       `  add a real device: npm run device -- provision --endpoint ${base} --id <name> --admin-token ${admin}`,
+      pinned
+        ? `  updates: release key pinned (${pinned.from}); try npm run release -- --version 1.1.0 --rollout ${deviceId}`
+        : `  updates: no release key pinned; make one with npm run release -- keygen (docs/updates.md)`,
       `  Ctrl-C stops everything${process.env.VERBOSE === "1" ? "" : "; VERBOSE=1 npm start shows every reading"}.`,
       "",
     ].join("\n"),
@@ -229,13 +301,15 @@ if (await waitForEndpoint()) {
     const token = await deviceToken();
     const admin = ensureDevVars(devVars).ADMIN_TOKEN;
     console.log(`start: endpoint up at ${base}; starting simulated device ${deviceId}`);
-    const agentArgs = ["--disable-warning=ExperimentalWarning", join(root, "device/cli.ts"), "--simulate", "--id", deviceId];
+    // Through the launcher, as the unit runs it; it passes these Node flags and options to the agent.
+    const agentArgs = ["--disable-warning=ExperimentalWarning", join(root, "device/launcher.mjs"), "--simulate", "--id", deviceId];
     if (!process.env.IOT_ENDPOINT) agentArgs.push("--endpoint", base);
     // The banner is the news; a line per reading only when asked for.
     if (process.env.VERBOSE !== "1") agentArgs.push("--quiet");
     // In the environment, not argv: other users can read a process's arguments.
     process.env.IOT_TOKEN = token;
     startDevice(agentArgs, admin);
+    watchReleaseKey(agentArgs, admin);
   } catch (err) {
     console.error(`start: ${err.message}`);
     void stop(1);

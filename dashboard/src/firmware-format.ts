@@ -26,6 +26,7 @@ const STATE_WORDS: Record<UpdateState, string> = {
   applied: "Applied",
   "rolled-back": "Rolled back",
   failed: "Failed",
+  unsupported: "Unsupported",
 };
 
 export function stateWord(state: UpdateState): string {
@@ -124,6 +125,9 @@ export function updateText(update: UpdateStatus): string {
     case "rolled-back":
     case "failed":
       return `${update.version} ${update.state === "failed" ? "failed" : "rolled back"}${update.reason ? `: ${update.reason}` : ""}`;
+    case "unsupported":
+      // Not a failure: the device is not set up for updates (e.g. no release key pinned).
+      return `${update.version} not installed: ${update.reason ?? "updates are off on this device"}`;
     default:
       return `${stateWord(update.state)} ${update.version}`;
   }

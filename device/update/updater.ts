@@ -58,7 +58,8 @@ export class Updater {
   readonly #o: UpdaterOptions;
   readonly #l: Layout;
   #key: KeyObject | null = null;
-  #keyProblem: string | null = null;
+  /** Why this device cannot check a signature; `unsupported` says it is off by setup, not broken. */
+  #keyProblem: { state: "failed" | "unsupported"; reason: string } | null = null;
   /** The version being installed now. */
   #busy: string | null = null;
   /** Versions refused in this run (bad signature, bad hash, not installable here): not tried again until a restart. */
@@ -74,10 +75,12 @@ export class Updater {
       try {
         this.#key = releaseKey(o.releaseKey);
       } catch (err) {
-        this.#keyProblem = errorText(err);
+        this.#keyProblem = { state: "failed", reason: errorText(err) };
       }
     } else {
-      this.#keyProblem = "no release key pinned on this device (IOT_RELEASE_KEY): updates are off";
+      // A fleet that has not made its release key yet (or a device set up without one) is not
+      // failing an update: the rollout must not pause itself over it (docs/updates.md).
+      this.#keyProblem = { state: "unsupported", reason: "no IOT_RELEASE_KEY pinned: updates are off on this device" };
     }
     this.#result = readJson<Result>(this.#l.result);
     if (this.#result) o.log.warn(`Update: ${this.#result.version} was rolled back to ${this.#result.to ?? "the installed agent"}: ${this.#result.reason}`);
@@ -124,14 +127,14 @@ export class Updater {
 
   async #install(release: SignedRelease, path: string): Promise<void> {
     const v = release.version;
-    const refuse = (reason: string) => {
+    const refuse = (reason: string, state: "failed" | "unsupported" = "failed") => {
       this.#refused.add(v);
-      this.#o.log.warn(`Update: ${v} refused: ${reason}`);
-      this.#report(v, "failed", undefined, reason);
+      this.#o.log.warn(`Update: ${v} ${state === "failed" ? "refused" : "not installed"}: ${reason}`);
+      this.#report(v, state, undefined, reason);
     };
     // 1-2. Installable here, and signed by this fleet's key: before a byte is downloaded.
-    if (!this.#key) return refuse(this.#keyProblem!);
-    if (!this.#o.launcherDir) return refuse("not started by the launcher (launcher.mjs), which alone can switch and roll back releases");
+    if (!this.#key) return refuse(this.#keyProblem!.reason, this.#keyProblem!.state);
+    if (!this.#o.launcherDir) return refuse("not started by the launcher (launcher.mjs), which alone can switch and roll back releases", "unsupported");
     if (release.minAgent && compareVersions(this.#o.running, release.minAgent) < 0) {
       return refuse(`needs agent ${release.minAgent} or newer to install it; this is ${this.#o.running}`);
     }

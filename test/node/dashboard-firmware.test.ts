@@ -4,6 +4,7 @@ import type { Rollout, UpdateStatus } from "../../party/protocol";
 import {
   bytesText,
   failureText,
+  inProgress,
   pendingCount,
   phaseText,
   rolloutActions,
@@ -50,7 +51,7 @@ const form = (over: Partial<RolloutForm> = {}): RolloutForm => ({
 
 describe("rollout wording", () => {
   it("names every update step, in the order an update travels", () => {
-    expect(UPDATE_STATES).toEqual(["downloading", "verifying", "installing", "restarting", "trial", "applied", "rolled-back", "failed"]);
+    expect(UPDATE_STATES).toEqual(["downloading", "verifying", "installing", "restarting", "trial", "applied", "rolled-back", "failed", "unsupported"]);
   });
 
   it("says sizes and targets as people do", () => {
@@ -115,6 +116,8 @@ describe("rollout wording", () => {
     expect(updateText(update({ state: "applied" }))).toBe("2.0.0 applied");
     expect(updateText(update({ version: "3.0.0", state: "rolled-back", reason: "exited at start" }))).toBe("3.0.0 rolled back: exited at start");
     expect(updateText(update({ version: "2.1.0", state: "failed", reason: "sha256 mismatch" }))).toBe("2.1.0 failed: sha256 mismatch");
+    expect(updateText(update({ state: "unsupported", reason: "no IOT_RELEASE_KEY pinned" }))).toBe("2.0.0 not installed: no IOT_RELEASE_KEY pinned");
+    expect(inProgress("unsupported")).toBe(false);
   });
 });
 

@@ -286,6 +286,30 @@ describe("devices and their release", () => {
     for (const s of sockets) s.close();
   });
 
+  it("counts devices with no release key pinned as unsupported, never toward the failure threshold", async () => {
+    const ids = [uniqueId("nokey"), uniqueId("nokey"), uniqueId("nokey")];
+    await publish("3.5.0");
+    const r = await rollout({ release: "3.5.0", target: { ids }, failureThreshold: 1 });
+    const sockets = [];
+    for (const id of ids) {
+      await provision(id);
+      sockets.push(await connectDevice(id));
+    }
+    for (const s of sockets) await s.next((m) => m.type === "firmware" && m.release?.version === "3.5.0");
+    const reason = "no IOT_RELEASE_KEY pinned: updates are off on this device";
+    sockets[0]!.send({ type: "update", version: "3.5.0", state: "unsupported", reason });
+    sockets[1]!.send({ type: "update", version: "3.5.0", state: "unsupported", reason });
+    const view = async () => json<Rollout>(await get(`/api/rollouts/${r.id}`));
+    await expect.poll(async () => (await view()).counts.unsupported, { timeout: 5_000 }).toBe(2);
+    expect(await view()).toMatchObject({ state: "active", failures: [] });
+    expect(await json(await get(`/api/devices/${ids[0]}/firmware`, asViewer))).toMatchObject({ update: { version: "3.5.0", state: "unsupported", reason } });
+    // The threshold still works beside them: one real failure pauses it.
+    sockets[2]!.send({ type: "update", version: "3.5.0", state: "failed", reason: "sha256 mismatch" });
+    await expect.poll(async () => (await view()).state, { timeout: 5_000 }).toBe("paused");
+    expect((await view()).reason).toMatch(/^1 device\(s\) failed or rolled back \(threshold 1\)/);
+    for (const s of sockets) s.close();
+  });
+
   it("refuses an update report that is not one (bad state, unprintable reason)", async () => {
     const id = uniqueId("bad");
     await provision(id);

@@ -131,29 +131,33 @@ describe("download", () => {
   });
 });
 
+/** An Updater whose reports, exits and messages to the launcher are recorded. */
+function updater(opts: { releaseKey?: string; fetch?: typeof fetch; launcherDir?: string | null; stateDir?: string; running?: string; trial?: string }) {
+  const reports: UpdateReport[] = [];
+  const exits: number[] = [];
+  const told: string[] = [];
+  const u = new Updater({
+    endpoint: "http://endpoint.invalid",
+    stateDir: opts.stateDir ?? mkdtempSync(join(tmp, "state-")),
+    releaseKey: opts.releaseKey,
+    running: opts.running ?? "1.0.0",
+    launcherDir: opts.launcherDir === undefined ? tmp : opts.launcherDir,
+    trial: opts.trial ?? null,
+    send: (m) => (reports.push(m), true),
+    log: silent,
+    exit: async (code) => void exits.push(code),
+    tellLauncher: (m) => void told.push(m.version),
+    fetch: opts.fetch,
+  });
+  return { u, reports, exits, told };
+}
+
 describe("updater", () => {
-  function updater(opts: { releaseKey?: string; fetch?: typeof fetch; launcherDir?: string | null; stateDir?: string }) {
-    const reports: UpdateReport[] = [];
-    const exits: number[] = [];
-    const u = new Updater({
-      endpoint: "http://endpoint.invalid",
-      stateDir: opts.stateDir ?? mkdtempSync(join(tmp, "state-")),
-      releaseKey: opts.releaseKey,
-      running: "1.0.0",
-      launcherDir: opts.launcherDir === undefined ? tmp : opts.launcherDir,
-      trial: null,
-      send: (m) => (reports.push(m), true),
-      log: silent,
-      exit: async (code) => void exits.push(code),
-      fetch: opts.fetch,
-    });
-    return { u, reports, exits };
-  }
   const settle = async (reports: UpdateReport[], state: string) => {
     for (let i = 0; i < 100 && !reports.some((r) => r.state === state); i++) await new Promise((r) => setTimeout(r, 20));
   };
 
-  it("without a pinned key, or with a release signed by another key, refuses before downloading anything", async () => {
+  it("without a pinned key, or with a release signed by another key, installs nothing and downloads nothing", async () => {
     const fleet = keyPair();
     let fetches = 0;
     const counting = (async () => {
@@ -163,8 +167,14 @@ describe("updater", () => {
     const release = signed(Buffer.from("x"), "2.0.0", keyPair().priv);
     const none = updater({ fetch: counting });
     none.u.onFirmware(release, "/iot/releases/2.0.0");
-    await settle(none.reports, "failed");
-    expect(none.reports.at(-1)).toMatchObject({ state: "failed", reason: expect.stringMatching(/no release key pinned/) });
+    await settle(none.reports, "unsupported");
+    // Not a failure: a device with no key pinned is not set up for updates; rollouts do not count it as failed.
+    expect(none.reports).toEqual([{ type: "update", version: "2.0.0", state: "unsupported", reason: "no IOT_RELEASE_KEY pinned: updates are off on this device" }]);
+    // Nor is an agent that no launcher runs: it could not roll back.
+    const bare = updater({ releaseKey: fleet.pub, launcherDir: null, fetch: counting });
+    bare.u.onFirmware(signed(Buffer.from("x"), "2.0.0", fleet.priv), "/iot/releases/2.0.0");
+    await settle(bare.reports, "unsupported");
+    expect(bare.reports.at(-1)).toMatchObject({ state: "unsupported", reason: expect.stringMatching(/not started by the launcher/) });
     const wrong = updater({ releaseKey: fleet.pub, fetch: counting });
     wrong.u.onFirmware(release, "/iot/releases/2.0.0");
     await settle(wrong.reports, "failed");
