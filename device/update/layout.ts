@@ -10,7 +10,7 @@
  *   update/failed.json         [versions] that failed their trial: never installed again
  *   update/downloads/<v>.part  a download in progress (resumed with HTTP Range)
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
 export const SWITCH_EXIT_CODE = 75;
@@ -69,6 +69,42 @@ export function switchTo(l: Layout, version: string): void {
   symlinkSync(join("releases", version), tmp);
   renameSync(tmp, l.current);
   syncPath(dirname(l.current));
+}
+
+/**
+ * Once a release passed its trial: delete every releases/<v>/ but the versions in `keep` (the one
+ * running and the one before it, a way back by hand) and whatever `current` names, and every
+ * download and half-unpacked folder but those of `underWay` (an install in progress). A Pi's SD
+ * card would otherwise fill with one release per update. Returns what it removed, relative to the
+ * state dir.
+ */
+export function pruneReleases(l: Layout, keep: readonly string[], underWay: string | null = null): string[] {
+  const kept = new Set(keep);
+  const current = currentVersion(l);
+  if (current) kept.add(current);
+  const removed: string[] = [];
+  for (const name of list(l.releases)) {
+    // `.<v>.unpacking`: an install cut short (power, crash), unless it is the one under way.
+    const unpacking = /^\.(.+)\.unpacking$/.exec(name)?.[1];
+    if (unpacking ? unpacking === underWay : kept.has(name)) continue;
+    rmSync(join(l.releases, name), { recursive: true, force: true });
+    removed.push(join("releases", name));
+  }
+  for (const name of list(l.downloads)) {
+    if (underWay !== null && name === `${underWay}.part`) continue;
+    rmSync(join(l.downloads, name), { recursive: true, force: true });
+    removed.push(join("update", "downloads", name));
+  }
+  return removed;
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    // No such folder yet: nothing was installed or downloaded, nothing to prune.
+    return [];
+  }
 }
 
 function syncPath(path: string): void {

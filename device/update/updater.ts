@@ -22,7 +22,7 @@ import type { KeyObject } from "node:crypto";
 import { toPrintable, type SignedRelease, type UpdateState } from "../../party/protocol.ts";
 import { errorText, sleep, type Logger } from "../log.ts";
 import { downloadResumable } from "./download.ts";
-import { currentVersion, layout, readJson, switchTo, writeJsonAtomic, type Layout, type Result, type Trial } from "./layout.ts";
+import { currentVersion, layout, pruneReleases, readJson, switchTo, writeJsonAtomic, type Layout, type Result, type Trial } from "./layout.ts";
 import { unpackTarGz } from "./tar.ts";
 import { artifactMismatch, compareVersions, releaseKey, signatureValid } from "./verify.ts";
 
@@ -96,6 +96,8 @@ export class Updater {
     const trial = this.#o.trial;
     if (trial && !this.#trialPassed) {
       this.#trialPassed = true;
+      // Before the launcher hears of it: it deletes update/trial.json, which names the previous release.
+      this.#prune(trial);
       this.#o.tellLauncher?.({ type: "trial-passed", version: trial });
       this.#o.log.info(`Update: ${trial} passed its trial (hello acknowledged); applied`);
       this.#report(trial, "applied");
@@ -220,6 +222,25 @@ export class Updater {
     const dest = this.#l.release(v);
     rmSync(dest, { recursive: true, force: true });
     renameSync(tmp, dest);
+  }
+
+  /** Keep the release that passed its trial and the one before it (for a roll-back by hand); delete older ones. */
+  #prune(version: string): void {
+    const record = readJson<Trial>(this.#l.trial);
+    if (record?.version !== version) {
+      // Which release came before is unknown: keeping everything is the safe side.
+      this.#o.log.warn(`Update: no trial record for ${version}; old releases are kept`);
+      return;
+    }
+    const keep = [version, ...(record.previous ? [record.previous] : [])];
+    try {
+      // The room may already have named a newer release: its download is not touched.
+      const removed = pruneReleases(this.#l, keep, this.#busy);
+      if (removed.length) this.#o.log.info(`Update: removed ${removed.join(", ")} (kept ${keep.join(", ")})`);
+    } catch (err) {
+      // Disk space, not correctness: the release runs either way; the next applied update tries again.
+      this.#o.log.warn(`Update: could not remove old releases: ${errorText(err)}`);
+    }
   }
 
   #report(version: string, state: UpdateState, progress?: number, reason?: string): boolean {

@@ -6,7 +6,7 @@
  */
 import { generateKeyPairSync, sign, createHash, type KeyObject } from "node:crypto";
 import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,6 +14,7 @@ import { gunzipSync, gzipSync } from "node:zlib";
 import { afterAll, describe, expect, it } from "vitest";
 import { releaseSigningText, type SignedRelease } from "../../../party/protocol.ts";
 import { downloadResumable } from "../../../device/update/download.ts";
+import { layout, pruneReleases } from "../../../device/update/layout.ts";
 import { packTarGz, unpackTarGz } from "../../../device/update/tar.ts";
 import { Updater, type UpdateReport } from "../../../device/update/updater.ts";
 import { artifactMismatch, releaseKey, signatureValid } from "../../../device/update/verify.ts";
@@ -217,6 +218,64 @@ describe("updater", () => {
     expect(existsSync(join(stateDir, "releases"))).toBe(false);
     expect(existsSync(join(stateDir, "current"))).toBe(false);
     expect(existsSync(join(stateDir, "update", "downloads", "2.1.0.part"))).toBe(false);
+  });
+});
+
+describe("pruning old releases", () => {
+  /** A state dir after several updates: four releases, a half-unpacked one, two downloads, 2.0.0 on trial after 1.2.0. */
+  function stateAfterUpdates(trial: object | null): string {
+    const stateDir = mkdtempSync(join(tmp, "state-"));
+    for (const v of ["1.0.0", "1.1.0", "1.2.0", "2.0.0", ".3.0.0.unpacking"]) {
+      mkdirSync(join(stateDir, "releases", v), { recursive: true });
+      writeFileSync(join(stateDir, "releases", v, "iot-agent.mjs"), `// ${v}\n`);
+    }
+    mkdirSync(join(stateDir, "update", "downloads"), { recursive: true });
+    writeFileSync(join(stateDir, "update", "downloads", "1.2.0.part"), "old");
+    writeFileSync(join(stateDir, "update", "downloads", "1.3.0.part"), "given up");
+    if (trial) writeFileSync(join(stateDir, "update", "trial.json"), JSON.stringify(trial));
+    symlinkSync(join("releases", "2.0.0"), join(stateDir, "current"));
+    return stateDir;
+  }
+  const names = (dir: string) => (existsSync(dir) ? readdirSync(dir).sort() : []);
+
+  it("once a release passes its trial, keeps it and the one before it and deletes older releases and downloads", () => {
+    const stateDir = stateAfterUpdates({ version: "2.0.0", previous: "1.2.0", boots: 1, since: Date.now() });
+    const { u, reports, told } = updater({ stateDir, running: "2.0.0", trial: "2.0.0" });
+    u.onLinkOpen();
+    expect(names(join(stateDir, "releases"))).toHaveLength(5); // nothing removed while on trial
+    u.onAck();
+    expect(reports.map((r) => r.state)).toEqual(["trial", "applied"]);
+    expect(told).toEqual(["2.0.0"]);
+    expect(names(join(stateDir, "releases"))).toEqual(["1.2.0", "2.0.0"]);
+    expect(readFileSync(join(stateDir, "current", "iot-agent.mjs"), "utf8")).toBe("// 2.0.0\n");
+    expect(names(join(stateDir, "update", "downloads"))).toEqual([]);
+  });
+
+  it("after an update from the installed agent keeps only the new release; without a trial record it deletes nothing", () => {
+    const fromInstalled = stateAfterUpdates({ version: "2.0.0", previous: null, boots: 1, since: Date.now() });
+    updater({ stateDir: fromInstalled, running: "2.0.0", trial: "2.0.0" }).u.onAck();
+    expect(names(join(fromInstalled, "releases"))).toEqual(["2.0.0"]);
+
+    // Which release came before is unknown: nothing is deleted (disk space is cheaper than the way back).
+    const unknown = stateAfterUpdates(null);
+    const { u, reports } = updater({ stateDir: unknown, running: "2.0.0", trial: "2.0.0" });
+    u.onAck();
+    expect(reports.map((r) => r.state)).toEqual(["applied"]);
+    expect(names(join(unknown, "releases"))).toHaveLength(5);
+    expect(names(join(unknown, "update", "downloads"))).toEqual(["1.2.0.part", "1.3.0.part"]);
+  });
+
+  it("never deletes the release current names, nor a download under way", () => {
+    const stateDir = stateAfterUpdates(null);
+    expect(pruneReleases(layout(stateDir), ["1.1.0"], "1.3.0").sort()).toEqual(
+      [join("releases", ".3.0.0.unpacking"), join("releases", "1.0.0"), join("releases", "1.2.0"), join("update", "downloads", "1.2.0.part")].sort(),
+    );
+    expect(names(join(stateDir, "releases"))).toEqual(["1.1.0", "2.0.0"]);
+    expect(names(join(stateDir, "update", "downloads"))).toEqual(["1.3.0.part"]);
+    // A half-unpacked folder survives only while its install is under way.
+    mkdirSync(join(stateDir, "releases", ".3.0.0.unpacking"));
+    expect(pruneReleases(layout(stateDir), ["1.1.0"], "3.0.0")).toEqual([join("update", "downloads", "1.3.0.part")]);
+    expect(names(join(stateDir, "releases"))).toEqual([".3.0.0.unpacking", "1.1.0", "2.0.0"]);
   });
 });
 
