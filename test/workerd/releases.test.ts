@@ -3,6 +3,7 @@
  * publish and download, rollouts and their state machine, the stable percentage selection, Range
  * reads from R2, and the room learning its device's release and counting its steps.
  */
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { releaseSigningText, type ReleaseManifest, type Rollout, type SignedRelease } from "../../party/protocol";
 import { chooseRelease, includes, rolloutBucket } from "../../party/releases";
@@ -31,6 +32,15 @@ async function release(version: string, size = 1000, jwk?: JsonWebKey): Promise<
   const artifact = Uint8Array.from({ length: size }, (_, i) => (i * 7 + version.length) % 256);
   const manifest = await sign({ version, size, sha256: await sha256(artifact), notes: `test ${version}`, minAgent: null }, jwk);
   return { artifact, manifest };
+}
+
+/** As npm run release sends it: the artifact as the body, streamed; the manifest in a header. */
+function uploadStreamed(manifest: unknown, body: Uint8Array | ReadableStream<Uint8Array>, length: number): Promise<Response> {
+  return call("/api/releases", {
+    method: "POST",
+    headers: { ...asAdmin, "content-type": "application/gzip", "content-length": String(length), ...(manifest ? { "x-release-manifest": JSON.stringify(manifest) } : {}) },
+    body,
+  });
 }
 
 function upload(manifest: unknown, artifact: Uint8Array | null, headers: Record<string, string> = asAdmin): Promise<Response> {
@@ -68,6 +78,56 @@ describe("POST /api/releases", () => {
     const { releases } = await json(await get("/api/releases", asViewer));
     expect(releases.map((r: { version: string }) => r.version)).toContain("1.1.0");
     expect((await auditActions()).find((e) => e.action === "release.publish" && e.target === "release:1.1.0")).toMatchObject({ actor: "admin" });
+  });
+
+  it("streams an artifact sent as the body to R2 (manifest in X-Release-Manifest) and keeps exactly its bytes", async () => {
+    const { artifact, manifest } = await release("1.8.0", 300_000);
+    const res = await uploadStreamed(manifest, artifact, artifact.length);
+    expect(res.status).toBe(201);
+    expect(await json(res)).toMatchObject({ version: "1.8.0", size: 300_000, sha256: manifest.sha256, signatureChecked: true });
+    const stored = await env.RELEASE_BUCKET.get(`releases/1.8.0/${manifest.sha256}.tar.gz`);
+    expect(new Uint8Array(await stored!.arrayBuffer())).toEqual(artifact);
+  });
+
+  it("refuses a streamed artifact that is not the signed one, keeping nothing, and says why", async () => {
+    const { artifact, manifest } = await release("1.8.1", 50_000);
+    const tampered = artifact.slice();
+    tampered[40_000] ^= 0x01;
+    const bad = await uploadStreamed(manifest, tampered, tampered.length);
+    expect(bad.status).toBe(422);
+    expect((await json(bad)).error).toMatchObject({ code: "sha256_mismatch", message: expect.stringContaining(manifest.sha256) });
+    expect((await env.RELEASE_BUCKET.list({ prefix: "releases/1.8.1/" })).objects).toEqual([]);
+    const longer = await uploadStreamed(manifest, artifact, artifact.length + 1);
+    expect(longer.status).toBe(422);
+    expect((await json(longer)).error.code).toBe("size_mismatch");
+    const noManifest = await uploadStreamed(null, artifact, artifact.length);
+    expect(noManifest.status).toBe(400);
+    expect((await json(noManifest)).error.code).toBe("missing_manifest");
+    expect((await json(await get("/api/releases"))).releases.map((r: { version: string }) => r.version)).not.toContain("1.8.1");
+  });
+
+  it("refuses a streamed release signed with another key, or of a version that exists, before reading its body", async () => {
+    const other = (await crypto.subtle.generateKey({ name: "Ed25519" }, true, ["sign", "verify"])) as CryptoKeyPair;
+    const foreign = await release("1.8.2", 1000, (await crypto.subtle.exportKey("jwk", other.privateKey)) as JsonWebKey);
+    await publish("1.8.3");
+    const again = await release("1.8.3");
+    for (const [manifest, code] of [[foreign.manifest, "bad_signature"], [again.manifest, "release_exists"]] as const) {
+      let pulled = 0;
+      // Pulled only when read (no read-ahead queue).
+      const body = new ReadableStream<Uint8Array>(
+        {
+          pull(ctl) {
+            pulled++;
+            ctl.enqueue(new Uint8Array(100));
+          },
+        },
+        { highWaterMark: 0 },
+      );
+      const res = await uploadStreamed(manifest, body, manifest.size);
+      expect((await json(res)).error.code).toBe(code);
+      // The runtime's pump reads one chunk ahead of the Worker; reading the body would take all ten.
+      expect(pulled).toBeLessThanOrEqual(1);
+    }
   });
 
   it("refuses a second upload of the same version: releases never change", async () => {

@@ -1,7 +1,9 @@
 /**
  * Over-the-air updates of the agent (docs/updates.md). Who may call what:
  *
- *   POST /api/releases                 operator; multipart: `manifest` (signed JSON) + `artifact` (the .tar.gz)
+ *   POST /api/releases                 operator; the artifact as the body (application/gzip, streamed to R2)
+ *                                      with the signed manifest (JSON) in `X-Release-Manifest`; or multipart:
+ *                                      `manifest` + `artifact` (read whole, as older clients send it)
  *   GET  /api/releases                 viewer, operator → {releases} newest first
  *   POST /api/rollouts                 operator; {release, target: "all" | {ids} | {percent}, stages?, failureThreshold?, stageMs?}
  *   GET  /api/rollouts                 viewer, operator → {rollouts} with counts per update state
@@ -11,7 +13,9 @@
  *   GET  /iot/releases/:version        device; only the release meant for it; HTTP Range → 206
  *
  * An upload is checked before it is kept: its size and SHA-256 against the manifest, and the
- * signature against RELEASE_PUBLIC_KEY when one is configured. Devices check the signature
+ * signature against RELEASE_PUBLIC_KEY when one is configured. A streamed one has its manifest,
+ * signature and version checked before a byte of the body is read, and is hashed on its way to R2
+ * (crypto.DigestStream), so the Worker never holds the artifact whole. Devices check the signature
  * again against their own pinned key, so nothing here can make a device run unsigned code.
  * Every change is in the audit trail.
  */
@@ -64,8 +68,8 @@ export const releasesApi = new Hono<AuthEnv>()
       },
     }),
     async (c) => {
-      const { manifest, artifact } = await readUpload(c);
-      await checkArtifact(manifest, artifact);
+      const upload = (c.req.header("content-type") ?? "").startsWith("application/gzip") ? streamedUpload(c) : await bufferedUpload(c);
+      const { manifest } = upload;
       const signatureChecked = await checkSignature(c.env, manifest);
       const store = releases(c.env);
       if (await store.getRelease(manifest.version)) {
@@ -73,7 +77,7 @@ export const releasesApi = new Hono<AuthEnv>()
       }
       // The hash in the key: a second upload of the same version can never replace the bytes a manifest names.
       const key = `releases/${manifest.version}/${manifest.sha256}.tar.gz`;
-      await c.env.RELEASE_BUCKET.put(key, artifact, { httpMetadata: { contentType: "application/gzip" }, sha256: manifest.sha256 });
+      await upload.store(c.env.RELEASE_BUCKET, key);
       const record = { ...manifest, createdAt: Date.now(), createdBy: actorOf(c).actor, signatureChecked };
       if (!(await store.addRelease({ ...record, key }))) {
         throw new ApiError(409, "release_exists", `release ${manifest.version} was published meanwhile`);
@@ -137,11 +141,87 @@ async function afterChange(
   }
 }
 
+/** An upload whose manifest is read and checked; `store` puts its artifact in R2 under `key`, or throws. */
+type Upload = { manifest: SignedRelease; store: (bucket: R2Bucket, key: string) => Promise<void> };
+
+const ARTIFACT_METADATA = { contentType: "application/gzip" };
+
+/**
+ * The artifact as the request body, streamed to R2: the manifest comes in `X-Release-Manifest`, so
+ * it is checked (and Content-Length against its size) before the body is read. On the way, each
+ * chunk goes through a SHA-256 (crypto.DigestStream) and a FixedLengthStream (R2 needs the length
+ * up front, and a body shorter or longer than it fails the put instead of being stored). R2 checks
+ * the hash too (`sha256`); whichever refuses, the client is told it is not the signed artifact.
+ */
+function streamedUpload(c: Context<AuthEnv>): Upload {
+  const manifest = parseManifest(c.req.header("x-release-manifest") ?? null, "header X-Release-Manifest");
+  const length = c.req.header("content-length");
+  if (length === undefined) throw new ApiError(411, "length_required", "send Content-Length: the artifact is streamed to storage, which needs its length first");
+  if (Number(length) !== manifest.size) throw new ApiError(422, "size_mismatch", `the artifact is ${length} bytes; the manifest says ${manifest.size}`);
+  const body = c.req.raw.body;
+  if (!body) throw new ApiError(400, "missing_artifact", "the body (the artifact) is empty");
+  return {
+    manifest,
+    async store(bucket, key) {
+      const digest = new crypto.DigestStream("SHA-256");
+      const hasher = digest.getWriter();
+      let complete = false;
+      const hashing = new TransformStream<Uint8Array, Uint8Array>({
+        async transform(chunk, out) {
+          await hasher.write(chunk);
+          out.enqueue(chunk);
+        },
+        async flush() {
+          complete = true;
+          await hasher.close();
+        },
+      });
+      const mismatch = async () => {
+        const sha256 = hex(await digest.digest);
+        return sha256 === manifest.sha256 ? null : new ApiError(422, "sha256_mismatch", `the artifact's SHA-256 is ${sha256}; the manifest says ${manifest.sha256}`);
+      };
+      try {
+        await bucket.put(key, body.pipeThrough(hashing).pipeThrough(new FixedLengthStream(manifest.size)), { httpMetadata: ARTIFACT_METADATA, sha256: manifest.sha256 });
+      } catch (err) {
+        // Every byte read: R2 refused the hash (say it as ours). Fewer: the body ended early or broke.
+        if (complete) throw (await mismatch()) ?? err;
+        throw new ApiError(400, "incomplete_artifact", `the body ended before the manifest's ${manifest.size} bytes arrived`);
+      }
+      // R2 checked `sha256` already; checked again here, so nothing depends on the bucket doing it.
+      const wrong = await mismatch();
+      if (wrong) {
+        await bucket.delete(key);
+        throw wrong;
+      }
+    },
+  };
+}
+
+/** A multipart body, read whole (≤ 32 MB) and checked before it is kept. */
+async function bufferedUpload(c: Context<AuthEnv>): Promise<Upload> {
+  const { manifest, artifact } = await readUpload(c);
+  await checkArtifact(manifest, artifact);
+  return { manifest, store: async (bucket, key) => void (await bucket.put(key, artifact, { httpMetadata: ARTIFACT_METADATA, sha256: manifest.sha256 })) };
+}
+
+function parseManifest(text: string | null, where: string): SignedRelease {
+  if (text === null) throw new ApiError(400, "missing_manifest", `${where} (the signed manifest, JSON) is missing`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ApiError(400, "invalid_json", `${where} is not valid JSON`);
+  }
+  const parsed = SignedRelease.safeParse(json);
+  if (!parsed.success) throw new ApiError(400, "validation_failed", `manifest: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
 /** The multipart body: `manifest` (JSON text of a SignedRelease) and `artifact` (the file). */
 async function readUpload(c: Context<AuthEnv>): Promise<{ manifest: SignedRelease; artifact: ArrayBuffer }> {
   const type = c.req.header("content-type") ?? "";
   if (!type.startsWith("multipart/form-data")) {
-    throw new ApiError(415, "multipart_required", "send multipart/form-data with parts `manifest` (JSON) and `artifact` (the .tar.gz): npm run release does");
+    throw new ApiError(415, "unsupported_body", "send the artifact as application/gzip with the manifest in X-Release-Manifest (npm run release does), or multipart/form-data with parts `manifest` (JSON) and `artifact`");
   }
   let form: FormData;
   try {
@@ -154,15 +234,7 @@ async function readUpload(c: Context<AuthEnv>): Promise<{ manifest: SignedReleas
   const manifestText = typeof manifestPart === "string" ? manifestPart : manifestPart ? await manifestPart.text() : null;
   if (manifestText === null) throw new ApiError(400, "missing_manifest", "part `manifest` (the signed manifest, JSON) is missing");
   if (artifactPart === null || typeof artifactPart === "string") throw new ApiError(400, "missing_artifact", "part `artifact` (a file) is missing");
-  let json: unknown;
-  try {
-    json = JSON.parse(manifestText);
-  } catch {
-    throw new ApiError(400, "invalid_json", "part `manifest` is not valid JSON");
-  }
-  const parsed = SignedRelease.safeParse(json);
-  if (!parsed.success) throw new ApiError(400, "validation_failed", `manifest: ${describeIssues(parsed.error)}`);
-  return { manifest: parsed.data, artifact: await artifactPart.arrayBuffer() };
+  return { manifest: parseManifest(manifestText, "part `manifest`"), artifact: await artifactPart.arrayBuffer() };
 }
 
 async function checkArtifact(manifest: ReleaseManifest, artifact: ArrayBuffer): Promise<void> {
