@@ -137,6 +137,7 @@ export class Agent {
           for (const s of this.#untimed.keys()) if (s <= seq) this.#untimed.delete(s);
           return outbox.ack(seq);
         },
+        setBatching: (batching) => outbox.setBatching(batching),
       },
       send: (msg) => this.#link?.send(msg) ?? false,
       state: () => this.state(),
@@ -145,7 +146,7 @@ export class Agent {
     this.#log.info(
       `Device ${c.id}: ${this.#sensor.name} sensor, every ${this.#desired.intervalMs} ms in °${this.#desired.scale}; ` +
         `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next}; ` +
-        `${this.#outbox.spillMs === 0 ? "strict: every reading on disk" : `memory first: on disk when unacked for ${this.#outbox.spillMs / 1000} s`})`,
+        `${this.#outbox.spillMs === 0 ? "strict: every reading on disk" : `memory first: on disk when unacked for ${this.#outbox.spillMs / 1000} s, ${this.#outbox.spillUnwatchedMs / 1000} s while the room batches`})`,
     );
     this.#scheduleSample(0);
     if (c.quiet) {
@@ -165,13 +166,22 @@ export class Agent {
     const c = this.config;
     // Memory first unless strict (every reading on disk before it is sent): see the top of outbox.ts.
     const spillMs = c.outbox === "strict" ? 0 : c.spillMs;
-    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs, spillMs, spillMax: c.spillMax };
+    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs, spillMs, spillUnwatchedMs: c.spillUnwatchedMs, spillMax: c.spillMax };
     const main = new Outbox(join(c.stateDir, "outbox.sqlite"), opts);
     if (main.claimSource(c.sensor)) return main;
     main.close();
     const own = new Outbox(join(c.stateDir, `outbox-${c.sensor}.sqlite`), opts);
     if (!own.claimSource(c.sensor)) throw new Error(`${own.path} holds readings of another sensor kind; move it away`);
     return own;
+  }
+
+  /**
+   * Now on the endpoint's clock, as reading times are taken (the registration's time plus the
+   * monotonic clock since), so a device time in the room's trace is comparable with the room's own
+   * to within the registration's round trip; null before the first registration measured it.
+   */
+  #endpointNow(): number | null {
+    return this.#epoch === null ? null : Math.round(this.#epoch + this.#clock.mono());
   }
 
   /** What the room is told about this device. */
@@ -435,8 +445,10 @@ export class Agent {
         return this.#sender.onBatching(msg.maxDelayMs);
       case "command": {
         this.#applyDesired(applyCommand(this.#desired, msg.command));
+        const appliedAt = this.#endpointNow();
         this.#log.info(LINES.commandApplied(msg.id, msg.command));
-        this.#link?.send({ type: "result", id: msg.id, ok: true, state: this.state() });
+        // When it was applied, for the dashboard's trace (delivered → applied on the device → back in the room).
+        this.#link?.send({ type: "result", id: msg.id, ok: true, state: this.state(), ...(appliedAt !== null ? { appliedAt } : {}) });
         return;
       }
       case "firmware":

@@ -38,6 +38,7 @@ import {
   type CommandRecord,
   type CommandStatus,
   type DesiredState,
+  type DeviceMessage,
   type DeviceState,
   type Reading,
   type ReadingsQuery,
@@ -461,7 +462,7 @@ export class DeviceRoom extends Server<Env> {
         return;
       }
       case "result":
-        return this.#onCommandResult(msg.id, msg.ok, msg.error, msg.state, now);
+        return this.#onCommandResult(msg, now);
       case "report":
         return this.#setReported(msg.state, now);
       case "flush":
@@ -601,7 +602,7 @@ export class DeviceRoom extends Server<Env> {
     return { type: "ack", seq: Math.max(0, this.#readings.acked - offset) };
   }
 
-  #onCommandResult(id: string, ok: boolean, error: string | undefined, state: ReportedState | undefined, now: number): void {
+  #onCommandResult({ id, ok, error, state, appliedAt }: Extract<DeviceMessage, { type: "result" }>, now: number): void {
     if (state) this.#setReported(state, now);
     const cmd = this.#commands.get(id);
     if (!cmd) {
@@ -614,7 +615,8 @@ export class DeviceRoom extends Server<Env> {
     }
     // A late answer after a time-out still tells the truth about the device, so it wins.
     if (cmd.status === "applied" || cmd.status === "failed") return;
-    this.#setCommandStatus(id, ok ? "applied" : "failed", ok ? undefined : (error ?? "device reported failure"), now);
+    // The device's own time of applying it (newer agents) goes into the trace beside the room's.
+    this.#setCommandStatus(id, ok ? "applied" : "failed", ok ? undefined : (error ?? "device reported failure"), now, appliedAt);
   }
 
   #setReported(state: ReportedState, now: number, tellFleet = true): void {
@@ -742,8 +744,8 @@ export class DeviceRoom extends Server<Env> {
     this.#commands.prune();
   }
 
-  #setCommandStatus(id: string, status: CommandStatus, error: string | undefined, now: number): void {
-    const record = this.#commands.setStatus(id, status, error, now);
+  #setCommandStatus(id: string, status: CommandStatus, error: string | undefined, now: number, appliedAt?: number): void {
+    const record = this.#commands.setStatus(id, status, error, now, appliedAt);
     if (record) this.#toDashboards({ type: "command-status", command: record });
   }
 

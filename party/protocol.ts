@@ -105,6 +105,11 @@ export const CommandRecord = z.strictObject({
   createdAt: Timestamp,
   /** Handed to the device (absent while queued, and for commands from before rooms kept it). */
   deliveredAt: Timestamp.optional(),
+  /**
+   * When the device applied it, as the agent reports it (`result.appliedAt`: on the endpoint's
+   * clock as the agent reckons it, its own clock's skew taken out). Absent for older agents.
+   */
+  appliedAt: Timestamp.optional(),
   /** Last status change: when a finished command finished. */
   updatedAt: Timestamp,
 });
@@ -362,6 +367,13 @@ export const DeviceCommandResult = z.strictObject({
   ok: z.boolean(),
   error: z.string().max(500).optional(),
   state: ReportedState.optional(),
+  /**
+   * When the agent applied the command, on the endpoint's clock as the agent reckons it (the
+   * endpoint's time at registration plus the agent's monotonic time since: its own wall clock's
+   * skew does not enter). Optional: agents before it answer without, and the trace then ends at
+   * the room. The room stores it as the command's `appliedAt`.
+   */
+  appliedAt: Timestamp.optional(),
 });
 
 /** Reported state changed outside a command (sensor errors, desired state applied on reconnect). */

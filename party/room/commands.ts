@@ -13,7 +13,19 @@ import type { Meter } from "./meter";
 /** Commands kept for the dashboard's history; older ones are pruned. */
 export const KEEP_COMMANDS = 50;
 
-type CommandRow = { id: string; body: string; status: string; error: string | null; created: number; updated: number; delivered: number | null };
+type CommandRow = {
+  id: string;
+  body: string;
+  status: string;
+  error: string | null;
+  created: number;
+  updated: number;
+  delivered: number | null;
+  /** When the device says it applied it (its `result.appliedAt`); NULL for older agents and rows. */
+  applied: number | null;
+};
+
+const COLUMNS = "id, body, status, error, created, updated, delivered, applied";
 
 export class CommandsStore {
   readonly #sql: SqlStorage;
@@ -28,16 +40,18 @@ export class CommandsStore {
     this.#meter = meter;
     sql.exec(`CREATE TABLE IF NOT EXISTS commands (
       id TEXT PRIMARY KEY, body TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
-      created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL, delivered INTEGER)`);
-    // Rooms made before the delivery time was kept: add its column (NULL: not known for older rows).
-    if (sql.exec("SELECT 1 FROM pragma_table_info('commands') WHERE name = 'delivered'").toArray().length === 0) {
-      sql.exec("ALTER TABLE commands ADD COLUMN delivered INTEGER");
+      created INTEGER NOT NULL, updated INTEGER NOT NULL, deadline INTEGER NOT NULL, delivered INTEGER, applied INTEGER)`);
+    // Rooms made before the delivery (then the device's apply) time was kept: add the column (NULL: not known for older rows).
+    for (const column of ["delivered", "applied"]) {
+      if (sql.exec("SELECT 1 FROM pragma_table_info('commands') WHERE name = ?", column).toArray().length === 0) {
+        sql.exec(`ALTER TABLE commands ADD COLUMN ${column} INTEGER`);
+      }
     }
   }
 
   get(id: string): CommandRecord | undefined {
     const row = this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands WHERE id = ?", id)
+      .exec<CommandRow>(`SELECT ${COLUMNS} FROM commands WHERE id = ?`, id)
       .toArray()[0];
     return row && commandFromRow(row);
   }
@@ -45,7 +59,7 @@ export class CommandsStore {
   /** Newest first. */
   recent(): CommandRecord[] {
     return this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands ORDER BY created DESC, rowid DESC LIMIT ?", KEEP_COMMANDS)
+      .exec<CommandRow>(`SELECT ${COLUMNS} FROM commands ORDER BY created DESC, rowid DESC LIMIT ?`, KEEP_COMMANDS)
       .toArray()
       .map(commandFromRow);
   }
@@ -53,7 +67,7 @@ export class CommandsStore {
   /** Oldest first: the order they go to a device that reconnects (a scan of the ≤ 50 kept rows). */
   queued(): CommandRecord[] {
     return this.#sql
-      .exec<CommandRow>("SELECT id, body, status, error, created, updated, delivered FROM commands WHERE status = 'queued' ORDER BY created, rowid")
+      .exec<CommandRow>(`SELECT ${COLUMNS} FROM commands WHERE status = 'queued' ORDER BY created, rowid`)
       .toArray()
       .map(commandFromRow);
   }
@@ -73,7 +87,8 @@ export class CommandsStore {
     this.#nextDeadline = undefined;
   }
 
-  setStatus(id: string, status: CommandStatus, error: string | undefined, now: number): CommandRecord | undefined {
+  /** `appliedAt`: the device's own time of applying it, from its `result` (kept as given; the room cannot check it). */
+  setStatus(id: string, status: CommandStatus, error: string | undefined, now: number, appliedAt?: number): CommandRecord | undefined {
     this.#nextDeadline = undefined;
     // Delivery starts the time-out (deadline − created is how long it may take) and is the trace's second step.
     const delivered = status === "delivered";
@@ -81,6 +96,7 @@ export class CommandsStore {
       this.#sql.exec(
         `UPDATE commands SET status = ?, error = ?, updated = ?,
            delivered = CASE WHEN ? THEN ? ELSE delivered END,
+           applied = COALESCE(?, applied),
            deadline = CASE WHEN ? THEN ? + (deadline - created) ELSE deadline END
          WHERE id = ?`,
         status,
@@ -88,6 +104,7 @@ export class CommandsStore {
         now,
         delivered ? 1 : 0,
         now,
+        appliedAt ?? null,
         delivered ? 1 : 0,
         now,
         id,
@@ -132,6 +149,7 @@ function commandFromRow(row: CommandRow): CommandRecord {
     ...(row.error ? { error: row.error } : {}),
     createdAt: row.created,
     ...(row.delivered !== null ? { deliveredAt: row.delivered } : {}),
+    ...(row.applied !== null ? { appliedAt: row.applied } : {}),
     updatedAt: row.updated,
   };
 }

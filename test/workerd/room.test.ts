@@ -87,6 +87,34 @@ describe("DeviceRoom", () => {
     }
   });
 
+  it("stores the time the agent says it applied a command, for the trace; an older agent's result has none (issue 14)", async () => {
+    const id = uniqueId();
+    await register(id);
+    const device = await connectDevice(id);
+    const dash = await connectDashboard(id);
+    const state = { scale: "C", intervalMs: 1000, fw: "1.0.0", sensor: "simulated" } as const;
+    dash.send({ type: "command", id: "cmd-applied-at-1", command: { cmd: "scale", scale: "C" } });
+    const cmd = await device.next((m) => m.type === "command");
+    const delivered = await dash.next((m) => m.type === "command-status" && m.command.status === "delivered");
+    const appliedAt = delivered.command.deliveredAt + 7;
+    device.send({ type: "result", id: cmd.id, ok: true, state, appliedAt });
+    const applied = await dash.next((m) => m.type === "command-status" && m.command.status === "applied");
+    expect(applied.command.appliedAt).toBe(appliedAt);
+    // Stored, not only relayed: a page that opens later (or the API) finds it.
+    const stored = (await json(await get(`/api/devices/${id}`))).commands.find((c: { id: string }) => c.id === "cmd-applied-at-1");
+    expect(stored).toMatchObject({ status: "applied", appliedAt });
+    const late = await connectDashboard(id);
+    const snapshot = late.messages.find((m) => m.type === "snapshot");
+    expect(snapshot.state.commands.find((c: { id: string }) => c.id === "cmd-applied-at-1").appliedAt).toBe(appliedAt);
+
+    // An agent from before appliedAt: applied as ever, with no device time.
+    dash.send({ type: "command", id: "cmd-applied-at-2", command: { cmd: "scale", scale: "F" } });
+    const old = await device.next((m) => m.type === "command" && m.id === "cmd-applied-at-2");
+    device.send({ type: "result", id: old.id, ok: true, state: { ...state, scale: "F" } });
+    const oldApplied = await dash.next((m) => m.type === "command-status" && m.command.id === "cmd-applied-at-2" && m.command.status === "applied");
+    expect(oldApplied.command).not.toHaveProperty("appliedAt");
+  });
+
   it("keeps a command queued while the device is offline, and times it out only once delivered and unanswered (issue 14)", async () => {
     const id = uniqueId();
     await register(id);

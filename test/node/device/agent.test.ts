@@ -252,6 +252,13 @@ describe("agent", () => {
       expect(hello?.type === "hello" && hello.state.clockSkewMs).toBeGreaterThan(-400 * DAY - 5_000);
       expect(hello?.type === "hello" && hello.state.clockSkewMs).toBeLessThan(-400 * DAY + 5_000);
       expect(log.warnings.join("\n")).toMatch(/Clock: this device is 400 days behind the endpoint; reading times are taken from the endpoint's clock \(\d+ readings taken before now corrected/);
+      // A command's apply time, for the dashboard's trace, is on the endpoint's clock too (issue 14), not 400 days ago.
+      const sentAt = Date.now();
+      room!.send(JSON.stringify({ type: "command", id: "cmd-skewed-001", command: { cmd: "scale", scale: "C" } }));
+      await expect.poll(() => frames.slice(from).some((f) => f.type === "result" && f.id === "cmd-skewed-001"), { timeout: 5_000 }).toBe(true);
+      const result = frames.slice(from).find((f) => f.type === "result" && f.id === "cmd-skewed-001");
+      expect(result?.type === "result" && result.appliedAt).toBeGreaterThanOrEqual(sentAt - 2_000);
+      expect(result?.type === "result" && result.appliedAt).toBeLessThanOrEqual(Date.now() + 2_000);
     } finally {
       configDown = false;
       await agent.stop();
