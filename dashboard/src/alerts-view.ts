@@ -25,6 +25,7 @@ export class AlertsPanel {
   readonly el: HTMLElement;
   readonly #id: string;
   readonly #canChange: boolean;
+  readonly #onAlerts: (alerts: AlertRecord[]) => void;
   #alerts: DeviceAlerts | null = null;
   #rules: AlertRulesAnswer | null = null;
   #refetch: ReturnType<typeof setTimeout> | undefined;
@@ -38,8 +39,10 @@ export class AlertsPanel {
   readonly #error = h("p", { class: "alerts-error", role: "alert", hidden: true });
   readonly #form: HTMLFormElement;
 
-  constructor(opts: { id: string; canChange: boolean }) {
+  /** `onAlerts`: every alert the panel knows (active and history), whenever that changes; the chart marks them. */
+  constructor(opts: { id: string; canChange: boolean; onAlerts?(alerts: AlertRecord[]): void }) {
     this.#id = opts.id;
+    this.#onAlerts = opts.onAlerts ?? (() => {});
     this.#canChange = opts.canChange;
     this.#form = this.#makeForm();
     this.el = h(
@@ -163,6 +166,7 @@ export class AlertsPanel {
       this.#active.replaceChildren(...alerts.active.map((a) => this.#alertItem(a, now)));
       this.#history.replaceChildren(...alerts.history.slice(0, SHOWN).map((a) => this.#alertItem(a, now)));
       this.#deliveries.replaceChildren(...alerts.deliveries.slice(0, SHOWN).map((d) => h("li", { "data-status": d.status }, deliveryText(d))));
+      this.#onAlerts([...alerts.active, ...alerts.history]);
     }
     if (this.#rules) {
       const items = this.#rules.rules.map((v) =>

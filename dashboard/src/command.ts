@@ -33,6 +33,8 @@ export type ScaleCommandView = {
   clickedAt?: number;
   /** When the room handed it to the device (rooms before deliveredAt: unknown). */
   deliveredAt?: number;
+  /** When the device applied it, as its agent reports (on the endpoint's clock; older agents: unknown). */
+  appliedAt?: number;
   /** When the room last changed it: for a finished command, when it finished. */
   updatedAt?: number;
 };
@@ -70,6 +72,7 @@ function fromRecord(record: CommandRecord): ScaleCommandView | null {
     ...(record.error ? { error: record.error } : {}),
     createdAt: record.createdAt,
     ...(record.deliveredAt !== undefined ? { deliveredAt: record.deliveredAt } : {}),
+    ...(record.appliedAt !== undefined ? { appliedAt: record.appliedAt } : {}),
     updatedAt: record.updatedAt,
   };
 }
@@ -153,14 +156,20 @@ function timeoutReason(view: ScaleCommandView, to: string): string {
   return ms !== null ? `the device did not confirm switch to ${to} within ${formatDuration(ms)}` : `switch to ${to} (no answer from the device)`;
 }
 
-/** One step of a command's trace: what happened, when, and how long since the step before. */
-export type TraceStep = { step: "clicked" | "queued" | "delivered" | CommandPhase; at: number; tookMs: number | null };
+/**
+ * One step of a command's trace: what happened, when, and how long since the step before.
+ * `device-applied` is the agent's own time (on the endpoint's clock as it reckons it); the step
+ * after it is then the return leg, the result reaching the room.
+ */
+export type TraceStep = { step: "clicked" | "queued" | "delivered" | "device-applied" | CommandPhase; at: number; tookMs: number | null };
 
 /**
  * clicked → queued → delivered → applied (or failed / timed-out), with the time each step
  * took, so an operator sees where a slow command spent it: in the network (clicked →
- * queued), waiting for an offline device (queued → delivered), or on the device
- * (delivered → applied). Steps nobody recorded (another page's click) are left out.
+ * queued), waiting for an offline device (queued → delivered), on the way to and on the
+ * device (delivered → applied on the device, from agents that report their time), or on the
+ * way back (→ the room has the result). Steps nobody recorded (another page's click, an older
+ * agent's apply time) are left out.
  */
 export function commandTrace(view: ScaleCommandView | null): TraceStep[] {
   if (!view) return [];
@@ -168,15 +177,26 @@ export function commandTrace(view: ScaleCommandView | null): TraceStep[] {
   if (view.clickedAt !== undefined) steps.push({ step: "clicked", at: view.clickedAt });
   if (view.status !== null) steps.push({ step: "queued", at: view.createdAt });
   if (view.deliveredAt !== undefined) steps.push({ step: "delivered", at: view.deliveredAt });
+  if (view.appliedAt !== undefined && view.phase === "applied" && view.status !== null) steps.push({ step: "device-applied", at: view.appliedAt });
   if ((view.phase === "applied" || view.phase === "failed" || view.phase === "timed-out") && view.status !== null && view.updatedAt !== undefined) {
     steps.push({ step: view.phase, at: view.updatedAt });
   }
-  // The room's clock and this page's may disagree by a little: never a negative step.
+  // The room's clock and this page's (or the agent's reckoning of the room's) may disagree by a little: never a negative step.
   return steps.map((s, i) => ({ ...s, tookMs: i === 0 ? null : Math.max(0, s.at - steps[i - 1]!.at) }));
 }
 
-/** "Queued +12 ms". */
-export function describeStep(step: TraceStep): string {
-  const name = { clicked: "Clicked", queued: "Queued", delivered: "Delivered", applied: "Applied", failed: "Failed", "timed-out": "Timed out", sending: "Sending" }[step.step];
+/** "Queued +12 ms"; after the device's own step, the room's `applied` is the result's return: "Confirmed +15 ms". */
+export function describeStep(step: TraceStep, index = 0, steps: readonly TraceStep[] = []): string {
+  const afterDevice = steps[index - 1]?.step === "device-applied";
+  const name = {
+    clicked: "Clicked",
+    queued: "Queued",
+    delivered: "Delivered",
+    "device-applied": "Applied on the device",
+    applied: afterDevice ? "Confirmed" : "Applied",
+    failed: "Failed",
+    "timed-out": "Timed out",
+    sending: "Sending",
+  }[step.step];
   return step.tookMs === null ? name : `${name} +${formatDuration(step.tookMs)}`;
 }

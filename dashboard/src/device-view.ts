@@ -20,6 +20,7 @@
  */
 import {
   ToDashboardMessage,
+  type AlertRecord,
   type CommandRecord,
   type DesiredState,
   type Reading,
@@ -49,6 +50,7 @@ import {
   type ChartRange,
 } from "./series";
 import { openRoomSocket, type ConnectionState, type RoomSocket } from "./socket";
+import { alertMarks, describeMark, RANGE_KEY, rangeFromKey, type Span } from "./zoom";
 
 /** Screen readers hear the reading at most this often (a 1 Hz announcement would drown everything else). */
 const ANNOUNCE_EVERY_MS = 30_000;
@@ -103,7 +105,10 @@ export class DeviceView {
   #closed = false;
   /** The snapshot arrived at least once: presence and state are the room's, not our defaults. */
   #known = false;
-  #range: ChartRange = DEFAULT_RANGE;
+  /** The range this browser chose last (localStorage), else the last hour. */
+  #range: ChartRange = rangeFromKey(readStored(RANGE_KEY), DEFAULT_RANGE);
+  /** The device's alerts as the alerts panel loaded them: marked on the chart and listed under it. */
+  #alertList: readonly AlertRecord[] = [];
   /** Bumped on each range change: history that arrives for an older one is dropped. */
   #rangeLoad = 0;
   /** A sampled range: its slice width (null: dense history). */
@@ -129,7 +134,19 @@ export class DeviceView {
   readonly #scaleHint = h("p", { class: "hint" });
   readonly #caption = h("figcaption", {}, "Last hour");
   readonly #plot = h("div", { class: "plot" });
-  readonly #plotBox = h("div", { role: "img", "aria-label": "Chart of the last hour of temperature readings" }, this.#plot);
+  // Focusable: the arrow keys move the read-out point by point (chart.ts).
+  readonly #plotBox = h(
+    "div",
+    { role: "img", tabindex: "0", class: "plot-box", "aria-label": "Chart of the last hour of temperature readings", "aria-keyshortcuts": "ArrowLeft ArrowRight Home End Shift+ArrowLeft Shift+ArrowRight Escape" },
+    this.#plot,
+  );
+  /** Keyboard read-outs, said outside the canvas's box (an image's insides are not read out). */
+  readonly #keyAnnounce = h("p", { class: "sr-only", "aria-live": "polite", "aria-atomic": "true" });
+  readonly #zoomLine = h("p", { class: "zoom-line", hidden: true });
+  readonly #zoomReset = h("button", { type: "button", class: "zoom-reset", onclick: () => this.#chart.setZoom(null) }, "Reset zoom");
+  readonly #panEarlier = h("button", { type: "button", "aria-label": "Pan earlier", onclick: () => this.#chart.pan(-1) }, "◀ Earlier");
+  readonly #panLater = h("button", { type: "button", "aria-label": "Pan later", onclick: () => this.#chart.pan(1) }, "Later ▶");
+  readonly #markList = h("ul", { class: "mark-list", "aria-label": "Alerts on the chart" });
   readonly #chartEmpty = h("p", { class: "chart-empty", hidden: true });
   /** The chart's text alternative: its description (range, readings, lowest/highest/latest, gaps), kept current. */
   readonly #summary = h("p", { class: "sr-only chart-summary", id: `chart-summary-${crypto.randomUUID()}` });
@@ -191,16 +208,20 @@ export class DeviceView {
         { class: "card chart" },
         h("div", { class: "chart-head" }, this.#caption, this.#rangeGroup()),
         // The canvas says nothing to a screen reader: its description is the summary, and the table holds the numbers.
+        h("div", { class: "zoom-bar" }, this.#zoomLine, this.#panEarlier, this.#panLater, this.#zoomReset),
         this.#plotBox,
+        this.#keyAnnounce,
         this.#summary,
         this.#chartEmpty,
         this.#gapList,
+        this.#markList,
         this.#tableToggle,
         this.#table,
       ),
     );
 
-    this.#chart = new Chart(this.#plot, this.#time);
+    this.#chart = new Chart(this.#plot, this.#time, { keys: this.#plotBox, announce: this.#keyAnnounce, onZoom: (zoom) => this.#renderZoom(zoom) });
+    this.#renderZoom(null);
     setAttr(this.#plotBox, "aria-describedby", this.#summary.id);
     setAttr(this.#tableToggle, "aria-controls", (this.#table.id = `chart-table-${crypto.randomUUID()}`));
     this.#tableToggle.addEventListener("click", () => {
@@ -256,7 +277,16 @@ export class DeviceView {
         const resumeFrom = this.#series.maxSeq;
         this.#snapshots++;
         if (!this.#alerts) {
-          this.#alerts = new AlertsPanel({ id: this.#id, canChange: this.#canCommand });
+          this.#alerts = new AlertsPanel({
+            id: this.#id,
+            canChange: this.#canCommand,
+            // What the panel already loads (and the room's alert messages update): no request of the chart's own.
+            onAlerts: (alerts) => {
+              this.#alertList = alerts;
+              this.#chart.setAlerts(alerts);
+              this.#renderChart();
+            },
+          });
           this.#firmware = new FirmwarePanel({ id: this.#id });
           this.el.append(this.#alerts.el, this.#firmware.el);
         }
@@ -389,7 +419,9 @@ export class DeviceView {
   #setRange(range: ChartRange): void {
     if (range === this.#range) return;
     this.#range = range;
+    writeStored(RANGE_KEY, range.key);
     for (const [key, button] of this.#rangeButtons) setAttr(button, "aria-pressed", String(key === range.key));
+    this.#chart.setZoom(null);
     this.#series.trimBefore(Date.now() - range.ms);
     this.#renderChart();
     void this.#loadRange();
@@ -584,13 +616,23 @@ export class DeviceView {
   /** The last command's steps with the time each took (room times; the click is this page's clock). */
   #renderTrace(): void {
     const steps = commandTrace(this.#command);
-    const text = steps.map((step) => describeStep(step));
+    const text = steps.map(describeStep);
     if (this.#trace.dataset.steps === text.join("|")) return;
     this.#trace.dataset.steps = text.join("|");
     this.#trace.hidden = steps.length === 0;
     this.#trace.replaceChildren(
       ...steps.map((step, i) =>
-        h("li", { "data-step": step.step }, text[i]!, " ", h("time", { datetime: new Date(step.at).toISOString() }, `(${this.#time.time(step.at)})`)),
+        h(
+          "li",
+          {
+            "data-step": step.step,
+            // Whose clock: the agent's time, with its own clock's skew taken out (it times from its registration's answer).
+            title: step.step === "device-applied" ? "The device's time, on the endpoint's clock (its own clock's skew taken out)" : null,
+          },
+          text[i]!,
+          " ",
+          h("time", { datetime: new Date(step.at).toISOString() }, `(${this.#time.time(step.at)})`),
+        ),
       ),
     );
   }
@@ -626,6 +668,7 @@ export class DeviceView {
     setText(this.#summary, summarizeChart({ caption: this.#range.caption, readings: items, scale, gaps, time: this.#time, rangeMs: this.#range.ms }));
     this.#renderTable(scale, window);
     this.#renderGapList(gaps);
+    this.#renderMarkList(alertMarks(this.#alertList, this.#chart.zoom ?? window));
     // Facts a test (or a curious person with devtools) can read without parsing the canvas.
     const figure = this.#caption.closest("figure")!;
     figure.dataset.points = String(items.length);
@@ -681,6 +724,40 @@ export class DeviceView {
     );
   }
 
+  /** Zoomed or not: the controls, and the span in words (the canvas's ticks are no text). */
+  #renderZoom(zoom: Span | null): void {
+    for (const el of [this.#zoomLine, this.#zoomReset, this.#panEarlier, this.#panLater]) el.hidden = zoom === null;
+    const figure = this.#plotBox.closest("figure");
+    if (figure) {
+      setAttr(figure, "data-zoom-from", zoom ? String(zoom[0]) : null);
+      setAttr(figure, "data-zoom-to", zoom ? String(zoom[1]) : null);
+    }
+    // The list of alert marks follows the span shown.
+    if (this.#alertList.length) this.#renderChart();
+    if (!zoom) return;
+    const long = zoom[1] - zoom[0] > 86_400_000;
+    const at = (ts: number) => (long ? this.#time.dateTime(ts) : this.#time.time(ts));
+    setText(this.#zoomLine, `Zoomed in: ${at(zoom[0])} – ${at(zoom[1])} (${formatDuration(zoom[1] - zoom[0])})`);
+  }
+
+  /** Alerts raised and cleared inside the span shown, in words (the canvas marks them with a line each). */
+  #renderMarkList(marks: ReturnType<typeof alertMarks>): void {
+    const key = marks.map((m) => `${m.ts}${m.kind}${m.rule}`).join(",");
+    if (this.#markList.dataset.key === key) return;
+    this.#markList.dataset.key = key;
+    const long = this.#range.ms > 86_400_000;
+    this.#markList.replaceChildren(
+      ...marks.map((m) =>
+        h(
+          "li",
+          { "data-kind": m.kind, "data-rule": m.rule, title: m.message },
+          `${describeMark(m)} at `,
+          h("time", { datetime: new Date(m.ts).toISOString() }, long ? this.#time.dateTime(m.ts) : this.#time.time(m.ts)),
+        ),
+      ),
+    );
+  }
+
   /** An id no device has: a page that says so, not a device page with nothing in it. */
   #showNotFound(): void {
     this.#chart.destroy();
@@ -709,6 +786,23 @@ function formatSkew(ms: number): string {
   const amount =
     abs >= 86_400_000 ? `${Math.round(abs / 86_400_000)} days` : abs >= 3_600_000 ? `${Math.round(abs / 3_600_000)} h` : abs >= 60_000 ? `${Math.round(abs / 60_000)} min` : `${Math.round(abs / 1000)} s`;
   return `${amount} ${ms < 0 ? "behind" : "ahead"}`;
+}
+
+/** localStorage, which a locked-down browser may refuse: then nothing is remembered, and nothing breaks. */
+function readStored(key: string): string | null {
+  try {
+    return localStorage.getItem(key);
+  } catch {
+    return null;
+  }
+}
+
+function writeStored(key: string, value: string): void {
+  try {
+    localStorage.setItem(key, value);
+  } catch {
+    // Storage refused (private mode, quota): the choice lasts for this page only.
+  }
 }
 
 function formatInterval(ms: number): string {

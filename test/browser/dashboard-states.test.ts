@@ -11,7 +11,7 @@
  *     range presets up to 7 days (sampled) with silences shaded and their durations said;
  *  3. a page cut off from the endpoint says presence is unknown (device and fleet) in a banner;
  *  2. a command sent to an offline device is queued (never timed out) and its trace shows
- *     clicked → queued → delivered → applied; a time-out clears once the device converges,
+ *     clicked → queued → delivered → applied on the device → confirmed; a time-out clears once the device converges,
  *     and stays cleared across a reload;
  *  4. an offline device's number is marked stale in words, at AA contrast.
  *
@@ -298,9 +298,10 @@ describe("issue 14: honest states in the browser", () => {
     await page.locator(".command-status[data-phase=applied]").waitFor({ timeout: SOON });
     await expect.poll(() => agent!.commands, { timeout: SOON }).toContainEqual({ cmd: "scale", scale: "C" });
     const steps = await page.locator(".command-trace li").evaluateAll((lis) => lis.map((li) => [li.getAttribute("data-step"), li.textContent]));
-    expect(steps.map(([s]) => s)).toEqual(["clicked", "queued", "delivered", "applied"]);
+    // The agent says when it applied it: the trace has its step, and the room's is the answer's return.
+    expect(steps.map(([s]) => s)).toEqual(["clicked", "queued", "delivered", "device-applied", "applied"]);
     expect(steps[0]![1]).toMatch(/^Clicked \(\d{2}:\d{2}:\d{2}\)$/);
-    for (const [, text] of steps.slice(1)) expect(text).toMatch(/^(Queued|Delivered|Applied) \+\d+(\.\d)? (ms|s|min)( \d+ s)? \(\d{2}:\d{2}:\d{2}\)$/);
+    for (const [, text] of steps.slice(1)) expect(text).toMatch(/^(Queued|Delivered|Applied on the device|Confirmed) \+\d+(\.\d)? (ms|s|min)( \d+ s)? \(\d{2}:\d{2}:\d{2}\)$/);
     await shot(page, "2a-command-queued-then-applied");
   }, 120_000);
 

@@ -126,4 +126,19 @@ describe("scale command state machine", () => {
     const other = run({ type: "record", record: { ...record("cmd-00000002", "applied", 5_000), deliveredAt: 5_010, updatedAt: 5_500 } });
     expect(commandTrace(other).map(describeStep)).toEqual(["Queued", "Delivered +10 ms", "Applied +490 ms"]);
   });
+
+  it("puts the agent's apply time between delivery and the room's confirmation: the way out and the way back (issue 14)", () => {
+    let v = run({ type: "sent", id: "cmd-00000003", target: "C", at: 10_000 });
+    v = reduceScaleCommand(v, { type: "record", record: { ...record("cmd-00000003", "delivered", 10_012), deliveredAt: 10_015, updatedAt: 10_015 } });
+    // Delivered: the device's step is not in the trace before the command is applied.
+    expect(commandTrace(v).map((s) => s.step)).toEqual(["clicked", "queued", "delivered"]);
+    v = reduceScaleCommand(v, { type: "record", record: { ...record("cmd-00000003", "applied", 10_012), deliveredAt: 10_015, appliedAt: 10_035, updatedAt: 10_050 } });
+    const trace = commandTrace(v);
+    expect(trace.map((s) => s.step)).toEqual(["clicked", "queued", "delivered", "device-applied", "applied"]);
+    expect(trace.map(describeStep)).toEqual(["Clicked", "Queued +12 ms", "Delivered +3 ms", "Applied on the device +20 ms", "Confirmed +15 ms"]);
+    // The agent's reckoning of the endpoint's clock is good to its registration's round trip: a device time
+    // a little before delivery (or after the room's answer) is a step of 0, never a negative one.
+    const skewed = run({ type: "record", record: { ...record("cmd-00000004", "applied", 20_000), deliveredAt: 20_010, appliedAt: 20_004, updatedAt: 20_030 } });
+    expect(commandTrace(skewed).map((s) => s.tookMs)).toEqual([null, 10, 0, 26]);
+  });
 });
