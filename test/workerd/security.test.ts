@@ -5,7 +5,7 @@
  * code, and nothing written.
  */
 import { env } from "cloudflare:workers";
-import { listDurableObjectIds } from "cloudflare:test";
+import { listDurableObjectIds, runInDurableObject } from "cloudflare:test";
 import { serializeSigned } from "hono/utils/cookie";
 import { describe, expect, it } from "vitest";
 import { issueTicket } from "../../worker/tickets";
@@ -302,12 +302,33 @@ describe("sessions", () => {
     expect(res.headers.get("set-cookie")).toMatch(/Secure/);
   });
 
-  it("refuses a wrong sign-in token, an expired session and a forged one", async () => {
+  it("refuses a wrong sign-in token, a real session re-signed with another key, and a real session id with a made-up secret", async () => {
     expect((await postJson("/api/login", { token: "guess-guess-guess-guess-guess" })).status).toBe(401);
-    const expired = (await serializeSigned("iot_session", `operator.${Date.now() - 1000}`, SESSION_SECRET)).split(";")[0]!;
-    expect((await call("/api/devices", { headers: { cookie: expired } })).status).toBe(401);
-    const forged = (await serializeSigned("iot_session", `operator.${Date.now() + 3_600_000}`, "another-secret-entirely-0123456789")).split(";")[0]!;
+    // A genuine session first: the cookies below differ from it in one thing each.
+    const genuine = cookieFrom(await postJson("/api/login", { token: ADMIN_TOKEN }));
+    expect((await call("/api/devices", { headers: { cookie: genuine } })).status).toBe(200);
+    // The cookie's value is `<session id>.<secret>.<signature>` (hono's signed cookie, URL-encoded).
+    const value = decodeURIComponent(genuine.slice("iot_session=".length));
+    const [id, secret] = value.split(".") as [string, string];
+    expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const forged = (await serializeSigned("iot_session", `${id}.${secret}`, "another-secret-entirely-0123456789")).split(";")[0]!;
     expect((await call("/api/devices", { headers: { cookie: forged } })).status).toBe(401);
+    const madeUp = (await serializeSigned("iot_session", `${id}.${"A".repeat(43)}`, SESSION_SECRET)).split(";")[0]!;
+    expect((await call("/api/devices", { headers: { cookie: madeUp } })).status).toBe(401);
+    // Ended sessions (logout, revocation, account removal): test/workerd/accounts.test.ts.
+  });
+
+  it("refuses a session past its expiry, though its cookie is genuine", async () => {
+    const cookie = cookieFrom(await postJson("/api/login", { token: VIEWER_TOKEN }));
+    const session = await json(await call("/api/session", { headers: { cookie } }));
+    expect(session.role).toBe("viewer");
+    // Twelve hours later, as the directory sees it: the row's expiry moved into the past.
+    await runInDurableObject(env.DIRECTORY.getByName("directory"), (_o, state) => {
+      state.storage.sql.exec("UPDATE sessions SET expires_at = ? WHERE id = ?", Date.now() - 1, session.session);
+    });
+    expect((await call("/api/session", { headers: { cookie } })).status).toBe(401);
+    expect((await call("/api/devices", { headers: { cookie } })).status).toBe(401);
   });
 
   // A built-in account's session ending when its token changes: test/workerd/accounts.test.ts.
