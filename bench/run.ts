@@ -42,6 +42,8 @@ const HELP = `npm run bench [-- options]
                           strict, watched, unwatched and offline, 1 Hz for --outbox-seconds; hub only
   --outbox-seconds S      outbox: the measured window (default 600)
   --outbox-spill-ms MS    outbox: --spill-ms of the memory-first agents (default: theirs, 30000)
+  --outbox-spill-unwatched-ms MS
+                          outbox: --spill-unwatched-ms of the memory-first agents (default: theirs, 120000)
   --scale                 the scale run alone: 1,000 devices x 1 Hz x 1 dashboard, then an endpoint
                           restart (targets: hub, mosquitto, mosquitto-ws unless --targets)
   --targets LIST          hub,hub-dev,mosquitto,mosquitto-ws,ws-relay (default: all)
@@ -86,6 +88,7 @@ const OPTIONS = {
   "scale-seconds": { type: "string" },
   "outbox-seconds": { type: "string" },
   "outbox-spill-ms": { type: "string" },
+  "outbox-spill-unwatched-ms": { type: "string" },
   qos: { type: "string" },
   "hub-var": { type: "string", multiple: true },
   strace: { type: "boolean", default: false },
@@ -145,6 +148,8 @@ function options() {
     agentSeconds: quick ? 2 : 30,
     outboxSeconds: num(opts["outbox-seconds"], 600, "outbox-seconds"),
     outboxSpillMs: opts["outbox-spill-ms"] === undefined ? undefined : num(opts["outbox-spill-ms"], 30_000, "outbox-spill-ms"),
+    outboxSpillUnwatchedMs:
+      opts["outbox-spill-unwatched-ms"] === undefined ? undefined : num(opts["outbox-spill-unwatched-ms"], 120_000, "outbox-spill-unwatched-ms"),
     /** After the last send, how long late readings may still arrive before they count as lost. */
     graceMs: quick ? 800 : 3_000,
     qos: opts.qos === "1" ? (1 as const) : (0 as const),
@@ -1003,7 +1008,7 @@ try {
     process.stdout.write(`bench: the agent's outbox, 6 agents at 1 Hz for ${config.outboxSeconds} s … `);
     const h = hub.target as Extract<Target, { kind: "hub" }>;
     try {
-      outbox = await outboxWrites({ base: h.base, adminToken: h.adminToken, provision: (ids) => provision(hub, ids), tag: runTag, seconds: config.outboxSeconds, spillMs: config.outboxSpillMs });
+      outbox = await outboxWrites({ base: h.base, adminToken: h.adminToken, provision: (ids) => provision(hub, ids), tag: runTag, seconds: config.outboxSeconds, spillMs: config.outboxSpillMs, spillUnwatchedMs: config.outboxSpillUnwatchedMs });
       console.log("done");
     } catch (err) {
       console.log(`failed: ${err instanceof Error ? err.message.split("\n")[0] : String(err)}`);
@@ -1029,7 +1034,7 @@ if (agent) {
 }
 if (outbox) {
   console.log(
-    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s, memory first spilling after ${(outbox.spillMs ?? 30_000) / 1000} s (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
+    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s, memory first spilling after ${(outbox.spillMs ?? 30_000) / 1000} s, ${(outbox.spillUnwatchedMs ?? 120_000) / 1000} s while the room batches (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
   );
 }
 for (const [scenario, summary] of Object.entries(profiles)) console.log(`\nhub profile, ${scenario} (self time, Worker isolate):\n${summary}`);

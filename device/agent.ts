@@ -137,6 +137,7 @@ export class Agent {
           for (const s of this.#untimed.keys()) if (s <= seq) this.#untimed.delete(s);
           return outbox.ack(seq);
         },
+        setBatching: (batching) => outbox.setBatching(batching),
       },
       send: (msg) => this.#link?.send(msg) ?? false,
       state: () => this.state(),
@@ -145,7 +146,7 @@ export class Agent {
     this.#log.info(
       `Device ${c.id}: ${this.#sensor.name} sensor, every ${this.#desired.intervalMs} ms in °${this.#desired.scale}; ` +
         `outbox ${this.#outbox.path} (${this.#outbox.size} waiting, next seq ${this.#outbox.next}; ` +
-        `${this.#outbox.spillMs === 0 ? "strict: every reading on disk" : `memory first: on disk when unacked for ${this.#outbox.spillMs / 1000} s`})`,
+        `${this.#outbox.spillMs === 0 ? "strict: every reading on disk" : `memory first: on disk when unacked for ${this.#outbox.spillMs / 1000} s, ${this.#outbox.spillUnwatchedMs / 1000} s while the room batches`})`,
     );
     this.#scheduleSample(0);
     if (c.quiet) {
@@ -165,7 +166,7 @@ export class Agent {
     const c = this.config;
     // Memory first unless strict (every reading on disk before it is sent): see the top of outbox.ts.
     const spillMs = c.outbox === "strict" ? 0 : c.spillMs;
-    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs, spillMs, spillMax: c.spillMax };
+    const opts = { maxReadings: c.outboxMax, log: this.#log, retryMs: this.#deps.storageRetryMs, spillMs, spillUnwatchedMs: c.spillUnwatchedMs, spillMax: c.spillMax };
     const main = new Outbox(join(c.stateDir, "outbox.sqlite"), opts);
     if (main.claimSource(c.sensor)) return main;
     main.close();

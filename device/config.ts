@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { z } from "zod";
 import { DeviceId, Ed25519PublicKey, IntervalMs, Scale, SensorKind, describeIssues } from "../party/protocol.ts";
-import { DEFAULT_OUTBOX_MAX, DEFAULT_SPILL_MAX, DEFAULT_SPILL_MS } from "./outbox.ts";
+import { DEFAULT_OUTBOX_MAX, DEFAULT_SPILL_MAX, DEFAULT_SPILL_MS, DEFAULT_SPILL_UNWATCHED_MS } from "./outbox.ts";
 import { DEFAULT_ADDRESS, isConversionRate } from "./sensors/tmp102.ts";
 
 const DEVICE_DIR = dirname(fileURLToPath(import.meta.url));
@@ -36,7 +36,8 @@ export const OPTIONS: readonly OptionDef[] = [
   { key: "stateDir", flag: "state-dir", env: "IOT_STATE_DIR", kind: "string", default: "device/.state/<id>", help: "where the outbox and persisted state live" },
   { key: "outboxMax", flag: "outbox-max", env: "IOT_OUTBOX_MAX", kind: "string", default: String(DEFAULT_OUTBOX_MAX), help: "outbox bound in readings; the oldest are dropped past it" },
   { key: "outbox", flag: "outbox", env: "IOT_OUTBOX", kind: "string", default: "memory", help: "memory: readings wait in memory and only those not acked within --spill-ms reach the disk (a power cut may lose those not yet spilled); strict: every reading written to disk before it is sent" },
-  { key: "spillMs", flag: "spill-ms", env: "IOT_SPILL_MS", kind: "string", default: String(DEFAULT_SPILL_MS), help: "memory outbox: readings not acked this long are written to disk, in one group (the power-cut window)" },
+  { key: "spillMs", flag: "spill-ms", env: "IOT_SPILL_MS", kind: "string", default: String(DEFAULT_SPILL_MS), help: "memory outbox: readings not acked this long are written to disk, in one group (the power-cut window while watched or offline)" },
+  { key: "spillUnwatchedMs", flag: "spill-unwatched-ms", env: "IOT_SPILL_UNWATCHED_MS", kind: "string", default: String(DEFAULT_SPILL_UNWATCHED_MS), help: "memory outbox: the same while online and nobody watches (the room batches, so readings wait for its delay): the power-cut window then" },
   { key: "spillMax", flag: "spill-max", env: "IOT_SPILL_MAX", kind: "string", default: String(DEFAULT_SPILL_MAX), help: "memory outbox: ...or once this many wait (the power-cut window in readings)" },
   { key: "scale", flag: "scale", env: "IOT_SCALE", kind: "string", default: "F", help: "scale until the endpoint says otherwise (F or C)" },
   { key: "intervalMs", flag: "interval-ms", env: "IOT_INTERVAL_MS", kind: "string", default: "1000", help: "sample interval until the endpoint says otherwise" },
@@ -91,9 +92,10 @@ export const AgentConfig = z.strictObject({
   ledGpio: int(0, 27),
   stateDir: z.string().min(1),
   outboxMax: int(1, 100_000_000),
-  /** Optional in the type (defaults: memory, 30 s, 300), so a configuration built by hand needs none of them. */
+  /** Optional in the type (defaults: memory, 30 s, 120 s, 300), so a configuration built by hand needs none of them. */
   outbox: z.enum(["memory", "strict"], { error: "outbox: memory or strict" }).optional(),
   spillMs: int(0, 3_600_000).optional(),
+  spillUnwatchedMs: int(0, 3_600_000).optional(),
   spillMax: int(1, 5_000).optional(),
   scale: Scale,
   intervalMs: z.preprocess((v) => (typeof v === "string" ? Number(v) : v), IntervalMs),

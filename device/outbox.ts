@@ -16,20 +16,28 @@
  * every reading cost ~21 KB of SD-card writes per reading (insert, fsync, delete,
  * fsync, checkpoints: ~1.9 GB a day at 1 Hz) for readings the room acks within
  * seconds. So a new reading is held in memory, and only what is not acked within
- * `spillMs` (30 s), or once `spillMax` (300) readings wait, is *spilled*: everything
+ * `spillMs` (30 s; `spillUnwatchedMs`, 120 s, while the room batches), or once
+ * `spillMax` (300) readings wait, is *spilled*: everything
  * memory holds, in seq order, in one transaction. An ack removes readings from
  * memory or disk, whichever holds them; a clean stop (`close`) spills what is left.
  *  - Why 30 s: the room acks after its group commit, at most GROUP_COMMIT_MS (15 s)
  *    after a reading arrives while watched (docs/write-path.md); 30 s is twice that,
  *    the sender's ACK_TIMEOUT_MS, so a watched, connected device spills nothing.
- *    Unwatched, the sender holds readings for the room's batching delay (5 min by
- *    default): then everything is spilled in groups of 30 s, and deleted in one
- *    transaction per ack. Offline: groups of 30 s, deleted after the catch-up.
+ *    Offline: groups of 30 s, deleted after the catch-up.
+ *  - Unwatched (the link up, the room batching): the sender holds readings for the
+ *    room's delay (5 min by default), so none can be acked sooner. Every spill costs a
+ *    file-system journal commit of several KB (≥ 8 KB on ext4) whatever it holds, so
+ *    spilling every 30 s cost 553 B per reading, above the 200 B online target. The
+ *    sender says so (`setBatching`) and the bound is then `spillUnwatchedMs` (120 s):
+ *    a third as many spills; sending the batch at every spill instead would multiply
+ *    the room's frames and row writes. Watched again, or offline: back to `spillMs`.
  *  - What a power cut (or `kill -9`) can lose: the readings held only in memory,
- *    at most the last `spillMs` of readings and never more than `spillMax`, and of
- *    those only the ones the room had not received (a live reading reaches the room
- *    at once; it commits what a closed socket sent). `strict` (spillMs 0) writes
- *    every reading before it is sent, as before: nothing committed is lost.
+ *    at most the last spill bound's worth of readings (`spillMs`, or `spillUnwatchedMs`
+ *    while batching) and never more than `spillMax`, and of those only the ones the
+ *    room had not received (a live reading reaches the room at once; it commits what
+ *    a closed socket sent; a reading held for a batch has not reached it). `strict`
+ *    (spillMs 0) writes every reading before it is sent, as before: nothing committed
+ *    is lost, whatever the link.
  *  - Seqs are never given twice: a reading acked from memory never touches the disk,
  *    so the highest seq handed out is written now and then (`issued`, every
  *    ISSUED_EVERY readings, one small write); after a crash numbering resumes after
@@ -92,6 +100,11 @@ export const STORAGE_RETRY_MS = 10_000;
  * see the top of this file). 0 is strict: every reading written before it is sent.
  */
 export const DEFAULT_SPILL_MS = 30_000;
+/**
+ * The bound while the room batches (the link up, nobody watching): 120 s, the shortest measured
+ * under the 200 B per reading online target with margin (bench --scenarios outbox; docs/device.md).
+ */
+export const DEFAULT_SPILL_UNWATCHED_MS = 120_000;
 /** ...and at most this many wait in memory (30 s at the fastest sample interval, 100 ms). */
 export const DEFAULT_SPILL_MAX = 300;
 /** The highest seq handed out reaches the disk at least every this many readings (~17 min at 1 Hz). */
@@ -105,6 +118,8 @@ export type OutboxOptions = {
   retryMs?: number;
   /** Unacked readings older than this are written to disk (default DEFAULT_SPILL_MS; 0: strict, every reading written at once). */
   spillMs?: number;
+  /** While the room batches (see setBatching): unacked readings older than this are written (default DEFAULT_SPILL_UNWATCHED_MS; ignored when strict). */
+  spillUnwatchedMs?: number;
   /** ...or once this many wait in memory (default DEFAULT_SPILL_MAX). */
   spillMax?: number;
   log: Logger;
@@ -133,7 +148,11 @@ export class Outbox {
   readonly memoryMax: number;
   /** 0: strict (every reading written at once). */
   readonly spillMs: number;
+  /** The bound while the room batches (setBatching(true)); strict ignores it. */
+  readonly spillUnwatchedMs: number;
   readonly spillMax: number;
+  /** The room batches and the link is up: readings are held for the batch, so `spillUnwatchedMs` applies. */
+  #batching = false;
   #stream: string;
   #db: DatabaseSync | null = null;
   #st: Statements | null = null;
@@ -172,12 +191,15 @@ export class Outbox {
     this.maxReadings = opts.maxReadings ?? DEFAULT_OUTBOX_MAX;
     this.memoryMax = opts.memoryMax ?? DEFAULT_MEMORY_MAX;
     this.spillMs = opts.spillMs ?? DEFAULT_SPILL_MS;
+    this.spillUnwatchedMs = opts.spillUnwatchedMs ?? DEFAULT_SPILL_UNWATCHED_MS;
     // Memory holds at most memoryMax while the disk refuses writes; a spill comes before that.
     this.spillMax = Math.min(opts.spillMax ?? DEFAULT_SPILL_MAX, this.memoryMax);
     for (const [name, v] of [["maxReadings", this.maxReadings], ["memoryMax", this.memoryMax], ["spillMax", this.spillMax]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new Error(`outbox: ${name} must be a positive integer, got ${v}`);
     }
-    if (!Number.isInteger(this.spillMs) || this.spillMs < 0) throw new Error(`outbox: spillMs must be a whole number of ms ≥ 0, got ${this.spillMs}`);
+    for (const [name, v] of [["spillMs", this.spillMs], ["spillUnwatchedMs", this.spillUnwatchedMs]] as const) {
+      if (!Number.isInteger(v) || v < 0) throw new Error(`outbox: ${name} must be a whole number of ms ≥ 0, got ${v}`);
+    }
     this.#now = opts.now ?? (() => performance.now());
     this.#log = opts.log;
     this.#dropLogGate = throttle(60_000, opts.now);
@@ -220,6 +242,27 @@ export class Outbox {
   /** Readings held only in memory now (numbered, not yet on disk: not spilled yet, or refused by the disk). */
   get inMemory(): number {
     return this.#memory.length;
+  }
+
+  /** How long an unacked reading waits in memory now: 0 when strict, `spillUnwatchedMs` while batching, else `spillMs`. */
+  get spillAfterMs(): number {
+    return this.spillMs === 0 ? 0 : this.#batching ? this.spillUnwatchedMs : this.spillMs;
+  }
+
+  /**
+   * The sender says why readings wait: true while the link is up and the room batches
+   * (readings are held for its delay, not lost in an ack), false while live or offline.
+   * The new bound applies at once to what memory holds, deadlines counted from each
+   * reading's append: shortened, readings already past it are written now.
+   */
+  setBatching(batching: boolean): void {
+    if (batching === this.#batching) return;
+    this.#batching = batching;
+    if (this.#closed) return;
+    clearTimeout(this.#spillTimer);
+    this.#spillTimer = undefined;
+    if (this.#problem === undefined && this.#spillDue()) this.#tryWrite(() => this.#commitPending());
+    this.#armSpill();
   }
 
   /** Readings refused since start because the disk and the memory bound were full. */
@@ -477,10 +520,10 @@ export class Outbox {
     }
   }
 
-  /** Due: the oldest reading in memory has waited `spillMs` unacked (always, when strict), or `spillMax` wait. */
+  /** Due: the oldest reading in memory has waited the spill bound unacked (always, when strict), or `spillMax` wait. */
   #spillDue(): boolean {
     const first = this.#memoryAt[0];
-    return first !== undefined && (this.#memory.length >= this.spillMax || this.#now() - first >= this.spillMs);
+    return first !== undefined && (this.#memory.length >= this.spillMax || this.#now() - first >= this.spillAfterMs);
   }
 
   /**
@@ -489,7 +532,7 @@ export class Outbox {
    */
   #armSpill(): void {
     if (this.#spillTimer !== undefined || this.#closed || this.#memoryAt.length === 0 || this.#problem !== undefined) return;
-    const wait = Math.max(0, this.#memoryAt[0]! + this.spillMs - this.#now());
+    const wait = Math.max(0, this.#memoryAt[0]! + this.spillAfterMs - this.#now());
     this.#spillTimer = setTimeout(() => {
       this.#spillTimer = undefined;
       if (this.#closed || this.#problem !== undefined) return;

@@ -15,6 +15,8 @@
  *    live readings are then held (they are already in the outbox) and sent
  *    as one frame per delay, which the room stores as one chunk. `batching`
  *    0 (a dashboard opened) sends what is held at once and goes live again.
+ *    The outbox is told (`setBatching`) whenever readings start or stop being
+ *    held for a batch, so it spills them on the longer unwatched bound only then.
  *  - Acks come after a group commit, not per frame, and a room evicted
  *    between a live forward and its commit forgets what it had not written
  *    while the socket stays open. So if nothing sent has been acked for
@@ -37,6 +39,8 @@ export interface OutboxView {
   readonly next: number;
   readAfter(after: number, limit: number): Reading[];
   ack(seq: number): number;
+  /** True while readings are held for the room's batching on a live link; false while live or offline (the spill bound). */
+  setBatching(batching: boolean): void;
 }
 
 export type SenderOptions = {
@@ -98,6 +102,7 @@ export class Sender {
     this.#waitingSince = null;
     // Live until the room says otherwise (it does right after hello).
     this.#batchMs = 0;
+    this.#tellOutbox();
     this.#ackTimer ??= setInterval(() => this.checkAcks(), Math.max(50, Math.floor(this.#ackTimeoutMs / 3)));
     this.#ackTimer.unref?.();
     this.hello();
@@ -105,6 +110,8 @@ export class Sender {
 
   onClose(): void {
     this.#connected = false;
+    // Offline: nothing can be acked, so the outbox spills on its shorter bound.
+    this.#tellOutbox();
     // Held readings are in the outbox: they go as backlog on the next connection.
     this.#held = [];
     clearTimeout(this.#batchTimer);
@@ -126,6 +133,7 @@ export class Sender {
     const source = this.#outbox.source;
     if (!this.#send({ type: "hello", stream: this.#outbox.stream, oldest, state: this.#state(), ...(source ? { source } : {}) })) {
       this.#connected = false;
+      this.#tellOutbox();
       return;
     }
     this.pump();
@@ -161,6 +169,7 @@ export class Sender {
   onBatching(maxDelayMs: number): void {
     this.#batchMs = maxDelayMs;
     if (maxDelayMs === 0) this.#sendHeld();
+    this.#tellOutbox();
   }
 
   /** Stopping: send what is held and ask the room to commit now, so the ack comes before we go. */
@@ -205,10 +214,16 @@ export class Sender {
       }
       if (!this.#sendReadings(batch)) {
         this.#connected = false;
+        this.#tellOutbox();
         return;
       }
       this.#cursor = batch[batch.length - 1]!.seq;
     }
+  }
+
+  /** Readings are held for a batch only while connected and the room batches. */
+  #tellOutbox(): void {
+    this.#outbox.setBatching(this.#connected && this.#batchMs > 0);
   }
 
   #sendHeld(): void {

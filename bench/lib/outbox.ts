@@ -36,7 +36,7 @@ export type OutboxCase = {
   /** write_bytes per reading: the figure judged. */
   writePerReading: number;
 };
-export type OutboxResult = { seconds: number; spillMs: number | null; stateFs: string; node: string; how: string; cases: OutboxCase[] };
+export type OutboxResult = { seconds: number; spillMs: number | null; spillUnwatchedMs: number | null; stateFs: string; node: string; how: string; cases: OutboxCase[] };
 
 export type OutboxDeps = {
   base: string;
@@ -47,6 +47,8 @@ export type OutboxDeps = {
   seconds: number;
   /** --spill-ms for the memory-first agents (default: the agent's own, 30 s). */
   spillMs?: number;
+  /** --spill-unwatched-ms for the memory-first agents (default: the agent's own). */
+  spillUnwatchedMs?: number;
   log?: (line: string) => void;
 };
 
@@ -118,6 +120,7 @@ export async function outboxWrites(deps: OutboxDeps): Promise<OutboxResult> {
         "--endpoint", s.link === "offline" ? nowhere : deps.base,
         "--id", ids[i]!, "--state-dir", join(state.dir, `${s.mode}-${s.link}`),
         ...(s.mode === "memory" && deps.spillMs !== undefined ? ["--spill-ms", String(deps.spillMs)] : []),
+        ...(s.mode === "memory" && deps.spillUnwatchedMs !== undefined ? ["--spill-unwatched-ms", String(deps.spillUnwatchedMs)] : []),
       ];
       const p = new Proc(`agent ${s.name}`, process.execPath, args, { env: { ...env, ...(token ? { IOT_TOKEN: token } : {}) } });
       procs.push(p);
@@ -149,7 +152,7 @@ export async function outboxWrites(deps: OutboxDeps): Promise<OutboxResult> {
         writePerReading: readings > 0 ? writeBytes / readings : Number.NaN,
       };
     });
-    return { seconds: deps.seconds, spillMs: deps.spillMs ?? null, stateFs: state.fs, node: process.version, how: "node --max-semi-space-size=1 iot-agent.mjs --simulate --no-led (the bundle, as device/iot-agent.service)", cases };
+    return { seconds: deps.seconds, spillMs: deps.spillMs ?? null, spillUnwatchedMs: deps.spillUnwatchedMs ?? null, stateFs: state.fs, node: process.version, how: "node --max-semi-space-size=1 iot-agent.mjs --simulate --no-led (the bundle, as device/iot-agent.service)", cases };
   } finally {
     for (const u of unwatch) u();
     await Promise.all(procs.map((p) => p.stop(10_000)));

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { afterAll, describe, expect, it } from "vitest";
 import { DesiredState } from "../../../party/protocol.ts";
-import { DEFAULT_SPILL_MS, ISSUED_EVERY, Outbox, ReadingRefused } from "../../../device/outbox.ts";
+import { DEFAULT_SPILL_MS, DEFAULT_SPILL_UNWATCHED_MS, ISSUED_EVERY, Outbox, ReadingRefused } from "../../../device/outbox.ts";
 import { memoryLogger } from "./fakes.ts";
 import { mountSmallDisk } from "./tmpfs.ts";
 
@@ -204,6 +204,53 @@ describe("outbox, memory first (the default)", () => {
     expect(rowsOnDisk(path).seqs).toEqual(range(36, 40));
   });
 
+  it("while the room batches (setBatching), waits spillUnwatchedMs instead; back to spillMs at once when it stops, and strict ignores it", () => {
+    const path = fresh();
+    const c = clock();
+    const outbox = new Outbox(path, { log: memoryLogger(), now: c.now });
+    expect([outbox.spillMs, outbox.spillUnwatchedMs, outbox.spillAfterMs]).toEqual([DEFAULT_SPILL_MS, DEFAULT_SPILL_UNWATCHED_MS, DEFAULT_SPILL_MS]);
+    outbox.setBatching(true);
+    expect(outbox.spillAfterMs).toBe(DEFAULT_SPILL_UNWATCHED_MS);
+    const every = DEFAULT_SPILL_UNWATCHED_MS / 1000;
+    for (let i = 0; i < every; i++) {
+      outbox.append(reading(i));
+      c.t += 1000;
+    }
+    expect(outbox.inMemory).toBe(every); // past 30 s, held: the room cannot ack before its batch
+    outbox.append(reading(every));
+    expect(outbox.inMemory).toBe(0); // the oldest waited the unwatched bound: all written in one go
+    for (let i = 0; i < 45; i++) {
+      c.t += 1000;
+      outbox.append(reading(every + 1 + i));
+    }
+    expect(outbox.inMemory).toBe(45);
+    outbox.setBatching(false); // offline, or watched again: 30 s, counted from each append
+    expect(outbox.inMemory).toBe(0);
+    outbox.close();
+    expect(rowsOnDisk(path).seqs).toEqual(range(1, every + 46));
+    const strict = new Outbox(fresh(), { log: memoryLogger(), spillMs: 0 });
+    strict.setBatching(true);
+    expect(strict.spillAfterMs).toBe(0);
+    strict.append(reading(0));
+    expect(strict.inMemory).toBe(0);
+    strict.close();
+  });
+
+  it("the spill timer follows the bound as it changes while readings wait: lengthened, nothing is written early; shortened, past-due readings are written at once", async () => {
+    const path = fresh();
+    const outbox = new Outbox(path, { log: memoryLogger(), spillMs: 100, spillUnwatchedMs: 60_000 });
+    for (let i = 0; i < 3; i++) outbox.append(reading(i)); // a 100 ms timer armed
+    outbox.setBatching(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(outbox.inMemory).toBe(3); // the 100 ms bound does not apply while batching
+    outbox.setBatching(false);
+    expect(outbox.inMemory).toBe(0);
+    outbox.append(reading(3)); // and the 100 ms timer again, with no append after it
+    await expect.poll(() => outbox.inMemory, { timeout: 2_000 }).toBe(0);
+    outbox.close();
+    expect(rowsOnDisk(path).seqs).toEqual([1, 2, 3, 4]);
+  });
+
   it("writes once spillMax readings wait, whatever their age", () => {
     const c = clock();
     const outbox = new Outbox(fresh(), { log: memoryLogger(), now: c.now, spillMax: 10 });
@@ -259,6 +306,36 @@ describe("outbox, memory first (the default)", () => {
     }
   });
 
+  it("kill -9 while the room batches: spilled readings survive, and only readings younger than spillUnwatchedMs are lost", async () => {
+    const path = fresh();
+    const spillUnwatchedMs = 400;
+    // Timer and scheduling lateness in a busy test run: a spill may come this much after its deadline.
+    const slack = 150;
+    let expected = 0;
+    for (let round = 0; round < 3; round++) {
+      const { last: spilled, appended, times, spills } = await writeUntilKilled(path, "batching", "spilled", expected + 300, ["100", "5000", String(spillUnwatchedMs)]);
+      const outbox = new Outbox(path, { log: memoryLogger(), spillMs: 0 });
+      const got = outbox.readAfter(0, 1_000_000).map((r) => r.seq);
+      expect(got).toEqual(range(1, got.length));
+      expect(got.length).toBeGreaterThanOrEqual(spilled);
+      // The unwatched bound was the one used: each spill held ~400 ms of readings (with
+      // spillMs 100, as before, ~100 ms).
+      expect(spills.filter((seq) => seq > expected).length).toBeGreaterThan(0);
+      // A new run numbers after what the file holds; its first `spilled` line is that.
+      const start = Math.min(...times.keys());
+      let previous = start - 1;
+      for (const s of spills.filter((seq) => seq >= start)) {
+        expect(times.get(s)! - times.get(previous + 1)!).toBeGreaterThanOrEqual(spillUnwatchedMs - 100);
+        previous = s;
+      }
+      const lastAt = times.get(appended)!;
+      // Every lost reading (appended, not on disk) was younger than the bound when the writer died.
+      for (let seq = got.length + 1; seq <= appended; seq++) expect(lastAt - times.get(seq)!).toBeLessThanOrEqual(spillUnwatchedMs + slack);
+      expected = got.length;
+      outbox.close();
+    }
+  });
+
   it("kill -9 after readings were acked from memory: the next run numbers after them (the issued mark, every ISSUED_EVERY)", async () => {
     const path = fresh();
     const { appended } = await writeUntilKilled(path, "acked", "appended", 2 * ISSUED_EVERY + 500);
@@ -280,11 +357,11 @@ describe("outbox, memory first (the default)", () => {
  */
 function writeUntilKilled(
   path: string,
-  mode: "strict" | "memory" | "acked",
+  mode: "strict" | "memory" | "batching" | "acked",
   word: "committed" | "spilled" | "appended",
   atLeast: number,
   args: string[] = [],
-): Promise<{ last: number; appended: number; streamLine: string }> {
+): Promise<{ last: number; appended: number; streamLine: string; times: Map<number, number>; spills: number[] }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ["--disable-warning=ExperimentalWarning", join(import.meta.dirname, "outbox-writer.ts"), path, mode, ...args], {
       stdio: ["ignore", "pipe", "inherit"],
@@ -293,12 +370,21 @@ function writeUntilKilled(
     let appended = 0;
     let streamLine = "";
     let buffered = "";
+    // When each seq was appended (the writer's clock), and each seq a spill reached, in order.
+    const times = new Map<number, number>();
+    const spills: number[] = [];
+    const note = (line: string) => {
+      const [key, value, at] = line.split(" ");
+      if (key === "appended" && at) times.set(Number(value), Number(at));
+      if (key === "spilled" && value) spills.push(Number(value));
+    };
     let killed = false;
     child.stdout.on("data", (chunk: Buffer) => {
       buffered += chunk.toString();
       const lines = buffered.split("\n");
       buffered = lines.pop()!;
       for (const line of lines) {
+        note(line);
         const [key, value] = line.split(" ");
         if (key === "stream") streamLine = value!;
         if (key === word) last = Number(value);
@@ -318,11 +404,12 @@ function writeUntilKilled(
       if (signal !== "SIGKILL") return reject(new Error(`writer exited on its own (${signal ?? _code})`));
       // Lines still in the pipe when it died: a reading printed is a reading the child had.
       for (const line of buffered.split("\n")) {
+        if (line.split(" ").length === 3) note(line); // a whole line (a torn last one has no time yet)
         const [key, value] = line.split(" ");
         if (key === word && value) last = Math.max(last, Number(value));
         if (key === "appended" && value) appended = Math.max(appended, Number(value));
       }
-      resolve({ last, appended, streamLine });
+      resolve({ last, appended, streamLine, times, spills });
     });
   });
 }

@@ -114,6 +114,50 @@ describe("sender and the room's group commit", () => {
     sender.onClose();
   });
 
+  it("tells the outbox why readings wait: the unwatched spill bound only while the link is up and the room batches, 30 s otherwise", () => {
+    const clock = { t: 0 };
+    const outbox = new Outbox(":memory:", { log: memoryLogger(), now: () => clock.t, spillMs: 30_000, spillUnwatchedMs: 120_000 });
+    const sender = new Sender({ outbox, send: () => true, state: () => state });
+    const take = () => {
+      clock.t += 1000;
+      sender.onReading(outbox.append({ ts: 1_700_000_000_000 + clock.t, temperature: 70, scale: "F" }));
+    };
+    expect(outbox.spillAfterMs).toBe(30_000); // offline from the start
+    sender.onOpen();
+    expect(outbox.spillAfterMs).toBe(30_000); // live until the room says otherwise
+    sender.onBatching(300_000); // nobody watches: readings are held for the room's 5 min
+    expect(outbox.spillAfterMs).toBe(120_000);
+    for (let i = 0; i < 60; i++) take();
+    expect(outbox.inMemory).toBe(60); // 60 s held, no ack possible, and not written: before, spilled at 30 s
+    for (let i = 0; i < 61; i++) take();
+    expect(outbox.inMemory).toBe(0); // the unwatched bound (120 s) reached: one spill
+    for (let i = 0; i < 40; i++) take();
+    expect(outbox.inMemory).toBe(40);
+    sender.onBatching(0); // a dashboard opened: held readings go now, and the 30 s bound is back
+    expect(outbox.spillAfterMs).toBe(30_000);
+    expect(outbox.inMemory).toBe(0); // the oldest had waited 40 s: past 30 s, written at once
+    sender.onBatching(300_000);
+    for (let i = 0; i < 40; i++) take();
+    expect(outbox.inMemory).toBe(40);
+    sender.onClose(); // the link went down while batching: offline, 30 s
+    expect(outbox.spillAfterMs).toBe(30_000);
+    expect(outbox.inMemory).toBe(0);
+    sender.onOpen();
+    expect(outbox.spillAfterMs).toBe(30_000); // a new connection starts live, until the room's batching
+    outbox.close();
+  });
+
+  it("strict ignores batching: every reading is written before it is sent", () => {
+    const outbox = new Outbox(":memory:", { log: memoryLogger(), spillMs: 0 });
+    const sender = new Sender({ outbox, send: () => true, state: () => state });
+    sender.onOpen();
+    sender.onBatching(300_000);
+    expect(outbox.spillAfterMs).toBe(0);
+    sender.onReading(outbox.append({ ts: 1_700_000_000_000, temperature: 70, scale: "F" }));
+    expect(outbox.inMemory).toBe(0);
+    outbox.close();
+  });
+
   it("resends everything unacked after the ack time-out (a room evicted before its commit), and not before", () => {
     const clock = { now: 1_000_000 };
     const { sender, sent, readingSeqs, live } = setup(0, undefined, clock);
