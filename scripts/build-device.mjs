@@ -5,7 +5,7 @@
 //   package.json             only the native addons, built on the Pi by `npm install`
 //   iot-agent.service        the systemd unit
 //   iot-agent.env.example    its settings
-// Copy the folder to /opt/iot-agent on the Pi (README: "The device agent").
+// Copy the folder to /opt/iot-agent on the Pi (docs/device.md).
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";

@@ -12,7 +12,7 @@
  * What this cannot cover: the official base images. Where Docker Hub cannot be
  * reached (CI) the image is built on docker/standin-base.sh's stand-in for
  * node:22-bookworm-slim, and nginx runs on the host rather than in nginx:stable
- * (README, "The container"). Where no engine can start, every test here is
+ * (docs/lan.md, "What the tests prove about the container"). Where no engine can start, every test here is
  * skipped with a message saying why.
  */
 import { X509Certificate } from "node:crypto";

@@ -1,8 +1,8 @@
 /**
  * `wrangler deploy --dry-run`: the bundle Cloudflare would get, built offline
  * from wrangler.toml exactly as `npm run deploy` would, minus the upload. A
- * new account needs nothing pasted into wrangler.toml (README: Deploy to
- * Cloudflare), which this also holds it to.
+ * new account needs nothing pasted into wrangler.toml (docs/endpoint.md,
+ * "Deploy to Cloudflare"), which this also holds it to.
  */
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
