@@ -7,8 +7,8 @@
  * endpoint, a device registering, watching it, commanding it, a viewer's phone,
  * a dropped connection, the device going away, a fleet too big for one page, signing out.
  *
- * Screenshots go to test/artifacts/ (git-ignored, except issue14-*.png from
- * dashboard-states.test.ts, which are committed) for a person to look at;
+ * Screenshots go to test/artifacts/ (git-ignored, except the issue14-*, alerts-* and
+ * updates-* screenshots of the other browser tests, which are committed) for a person to look at;
  * the page-load-to-first-live-reading time is written to
  * test/artifacts/timings.json (measured, not asserted).
  */
