@@ -276,14 +276,15 @@ export class FleetView {
       setAttr(row.link, "aria-current", d.id === this.#selected ? "page" : null);
       setText(row.state, { online: "Online", offline: "Offline", never: "Never connected", unknown: "Presence unknown" }[state]);
       const live = d.id === this.#selected ? this.#live : null;
-      setText(
-        row.temp,
-        live
-          ? formatTemperature(live.temperature, live.scale)
-          : d.temperature !== null && d.scale
-            ? formatTemperature(d.temperature, d.scale)
-            : "no reading",
-      );
+      const reading = live
+        ? formatTemperature(live.temperature, live.scale)
+        : d.temperature !== null && d.scale
+          ? formatTemperature(d.temperature, d.scale)
+          : null;
+      // No reading yet: a dash, with the words for screen readers, so the id keeps its room in a narrow row.
+      if (reading !== null) setText(row.temp, reading);
+      else if (row.temp.dataset.none === undefined) row.temp.replaceChildren("—", h("span", { class: "sr-only" }, "no reading"));
+      setAttr(row.temp, "data-none", reading === null ? "" : null);
       const seen =
         state === "unknown"
           ? `last known ${d.online ? "online" : never ? "never connected" : "offline"}${d.lastSeen === null ? "" : `, seen ${formatAgo(d.lastSeen, now)}`}`
@@ -322,7 +323,7 @@ export class FleetView {
       "a",
       { href: devicePath(id), class: "fleet-item", "data-nav": true },
       h("span", { class: "dot", "aria-hidden": "true" }),
-      h("span", { class: "name" }, id),
+      h("span", { class: "name", title: id }, id),
       spark,
       temp,
       h("span", { class: "line" }, state, " · ", sub),
