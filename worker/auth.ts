@@ -88,7 +88,7 @@ function secrets(env: Env): { session: string; admin: string; viewer: string | n
   if (!env.ADMIN_TOKEN || env.ADMIN_TOKEN.length < 24) problems.push("ADMIN_TOKEN (≥ 24 characters)");
   if (env.VIEWER_TOKEN && env.VIEWER_TOKEN.length < 24) problems.push("VIEWER_TOKEN (≥ 24 characters, or unset)");
   if (problems.length) {
-    throw new ApiError(500, "misconfigured", `set the secrets ${problems.join(", ")}: see README "Security"`);
+    throw new ApiError(500, "misconfigured", `set the secrets ${problems.join(", ")}: see docs/security.md`);
   }
   return { session: env.SESSION_SECRET, admin: env.ADMIN_TOKEN, viewer: env.VIEWER_TOKEN || null };
 }
