@@ -43,7 +43,7 @@ const HELP = `npm run bench [-- options]
   --outbox-seconds S      outbox: the measured window (default 600)
   --outbox-spill-ms MS    outbox: --spill-ms of the memory-first agents (default: theirs, 30000)
   --outbox-spill-unwatched-ms MS
-                          outbox: --spill-unwatched-ms of the memory-first agents (default: theirs, 120000)
+                          outbox: --spill-unwatched-ms of the memory-first agents (default: theirs, 150000)
   --scale                 the scale run alone: 1,000 devices x 1 Hz x 1 dashboard, then an endpoint
                           restart (targets: hub, mosquitto, mosquitto-ws unless --targets)
   --targets LIST          hub,hub-dev,mosquitto,mosquitto-ws,ws-relay (default: all)
@@ -149,7 +149,7 @@ function options() {
     outboxSeconds: num(opts["outbox-seconds"], 600, "outbox-seconds"),
     outboxSpillMs: opts["outbox-spill-ms"] === undefined ? undefined : num(opts["outbox-spill-ms"], 30_000, "outbox-spill-ms"),
     outboxSpillUnwatchedMs:
-      opts["outbox-spill-unwatched-ms"] === undefined ? undefined : num(opts["outbox-spill-unwatched-ms"], 120_000, "outbox-spill-unwatched-ms"),
+      opts["outbox-spill-unwatched-ms"] === undefined ? undefined : num(opts["outbox-spill-unwatched-ms"], 150_000, "outbox-spill-unwatched-ms"),
     /** After the last send, how long late readings may still arrive before they count as lost. */
     graceMs: quick ? 800 : 3_000,
     qos: opts.qos === "1" ? (1 as const) : (0 as const),
@@ -1034,7 +1034,7 @@ if (agent) {
 }
 if (outbox) {
   console.log(
-    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s, memory first spilling after ${(outbox.spillMs ?? 30_000) / 1000} s, ${(outbox.spillUnwatchedMs ?? 120_000) / 1000} s while the room batches (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
+    `\nagent outbox: bytes written to disk per reading at 1 Hz over ${outbox.seconds} s, memory first spilling after ${(outbox.spillMs ?? 30_000) / 1000} s, ${(outbox.spillUnwatchedMs ?? 150_000) / 1000} s while the room batches (/proc/PID/io; ${outbox.how}, ${outbox.node}; state on ${outbox.stateFs}):\n${outboxTable(outbox)}`,
   );
 }
 for (const [scenario, summary] of Object.entries(profiles)) console.log(`\nhub profile, ${scenario} (self time, Worker isolate):\n${summary}`);

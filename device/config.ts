@@ -92,7 +92,7 @@ export const AgentConfig = z.strictObject({
   ledGpio: int(0, 27),
   stateDir: z.string().min(1),
   outboxMax: int(1, 100_000_000),
-  /** Optional in the type (defaults: memory, 30 s, 120 s, 300), so a configuration built by hand needs none of them. */
+  /** Optional in the type (defaults: memory, 30 s, 150 s, 300), so a configuration built by hand needs none of them. */
   outbox: z.enum(["memory", "strict"], { error: "outbox: memory or strict" }).optional(),
   spillMs: int(0, 3_600_000).optional(),
   spillUnwatchedMs: int(0, 3_600_000).optional(),
