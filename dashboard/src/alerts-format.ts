@@ -2,18 +2,11 @@
  * Pure wording for the alerts panel: a rule in a sentence, an alert's state with its times, a
  * delivery's attempts. No DOM, no clock (callers pass `now`), so it is unit-tested in Node.
  */
+import { durationText } from "../../party/duration";
 import type { AlertRecord, AlertRule, WebhookDelivery } from "../../party/protocol";
 
-/** "5 min", "75 s", "1 h 30 min", "250 ms": as people say them. */
-export function durationText(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 120 && s % 60 !== 0) return `${s} s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const rest = s % 60;
-  return [h ? `${h} h` : "", m ? `${m} min` : "", rest && !h ? `${rest} s` : ""].filter(Boolean).join(" ");
-}
+// The room writes alert messages and latencies with the same words (party/duration.ts).
+export { durationText };
 
 /** "Above 80 °F for 5 min (ends at or below 79.5 °F)", "No reading for 10 min", "Offline for 2 min". */
 export function ruleText(rule: AlertRule): string {

@@ -35,6 +35,7 @@ import {
 } from "../protocol";
 import type { Meter } from "./meter";
 import { WebhookOutbox, type WebhookSettings } from "./webhooks";
+import { durationText } from "../duration";
 
 /**
  * A threshold rule asks its device to send at least every quarter of its duration, but no
@@ -170,7 +171,7 @@ export class RoomAlerts {
         if (since !== undefined && r.ts - since >= rule.forMs) {
           delete this.#pending[rule.id];
           pendingChanged = true;
-          const message = `${label(rule)}: ${round(v)} °${rule.scale} ${rule.kind} ${rule.threshold} °${rule.scale}${rule.forMs ? ` for ${duration(rule.forMs)}` : ""}`;
+          const message = `${label(rule)}: ${round(v)} °${rule.scale} ${rule.kind} ${rule.threshold} °${rule.scale}${rule.forMs ? ` for ${durationText(rule.forMs)}` : ""}`;
           this.#raise(rule, since, now, message, round(v));
         }
       }
@@ -195,8 +196,8 @@ export class RoomAlerts {
         const since = deadline - e.rule.forMs;
         const message =
           e.rule.kind === "no-data"
-            ? `${label(e.rule)}: no reading for ${duration(e.rule.forMs)}`
-            : `${label(e.rule)}: offline${e.rule.forMs ? ` for ${duration(e.rule.forMs)}` : ""}`;
+            ? `${label(e.rule)}: no reading for ${durationText(e.rule.forMs)}`
+            : `${label(e.rule)}: offline${e.rule.forMs ? ` for ${durationText(e.rule.forMs)}` : ""}`;
         this.#raise(e.rule, since, now, message, null);
       }
     }
@@ -439,21 +440,21 @@ export function latencyOf(
   ctx: { unwatchedBatchingMs: number; heartbeatTimeoutMs: number; unwatchedCheckMs: number },
 ): { latencyMs: number; latency: string } {
   if (!rule.enabled) return { latencyMs: 0, latency: "off: not evaluated" };
-  const after = rule.forMs ? ` after the ${duration(rule.forMs)}` : "";
+  const after = rule.forMs ? ` after the ${durationText(rule.forMs)}` : "";
   switch (rule.kind) {
     case "above":
     case "below":
       return {
         latencyMs: ctx.unwatchedBatchingMs,
-        latency: `≤ ${duration(ctx.unwatchedBatchingMs)}${after}: the device sends at least every ${duration(ctx.unwatchedBatchingMs)} while nobody watches, at once while watched`,
+        latency: `≤ ${durationText(ctx.unwatchedBatchingMs)}${after}: the device sends at least every ${durationText(ctx.unwatchedBatchingMs)} while nobody watches, at once while watched`,
       };
     case "no-data":
-      return { latencyMs: 0, latency: `at the deadline: an alarm ${duration(rule.forMs)} after the last reading arrived` };
+      return { latencyMs: 0, latency: `at the deadline: an alarm ${durationText(rule.forMs)} after the last reading arrived` };
     case "offline": {
       const halfOpen = ctx.heartbeatTimeoutMs + ctx.unwatchedCheckMs;
       return {
         latencyMs: halfOpen,
-        latency: `at once${after} when the device disconnects; ≤ ${duration(halfOpen)}${after} when its connection dies silently (heartbeat time-out + presence check)`,
+        latency: `at once${after} when the device disconnects; ≤ ${durationText(halfOpen)}${after} when its connection dies silently (heartbeat time-out + presence check)`,
       };
     }
   }
@@ -465,15 +466,4 @@ function label(rule: AlertRule): string {
 
 function round(v: number): number {
   return Math.round(v * 100) / 100;
-}
-
-/** "5 min", "75 s", "1 h 30 min", "250 ms": as people say them. */
-export function duration(ms: number): string {
-  if (ms < 1000) return `${ms} ms`;
-  const s = Math.round(ms / 1000);
-  if (s < 120 && s % 60 !== 0) return `${s} s`;
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const rest = s % 60;
-  return [h ? `${h} h` : "", m ? `${m} min` : "", rest && !h ? `${rest} s` : ""].filter(Boolean).join(" ");
 }
