@@ -16,7 +16,8 @@ import { spawnSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PING, type AuditPage, type DeviceAlerts, type Reading } from "../../party/protocol";
 import { EndpointClient, helloDevice, type SocketClient } from "../support/client";
@@ -67,16 +68,10 @@ beforeAll(async () => {
   await helloDevice(device, "s-browser-alerts");
   pinger = setInterval(() => device.send(PING), 1_000);
   await send(-4);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   clearInterval(pinger);
   device?.close();
   for (const c of contexts) await bounded(c.close(), 5_000);

@@ -18,7 +18,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type Page } from "playwright-core";
+import { type Browser, type Page } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { DeviceAlerts, DeviceState, Reading } from "../../party/protocol";
 import { startAgent, type Agent } from "../support/agent";
@@ -65,16 +66,10 @@ beforeAll(async () => {
     if (Date.now() > deadline) throw new Error(`the agent made ${agent.readings.length} readings in a minute`);
     await new Promise((r) => setTimeout(r, 500));
   }
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   await bounded(agent?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
   await endpoint?.close();

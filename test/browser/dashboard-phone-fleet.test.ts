@@ -23,7 +23,8 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Reading } from "../../party/protocol";
 import { startAgent, type Agent } from "../support/agent";
@@ -173,16 +174,10 @@ beforeAll(async () => {
   agentState = mkdtempSync(join(tmpdir(), "iot-browser-fleet-"));
   agent = startAgent({ endpoint: endpoint.url, token: await operator.token(DEVICE), stateDir: agentState });
   await agent.connected(0, 60_000);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 300_000);
 
 afterAll(async () => {
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   await bounded(agent?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
   await endpoint?.close();

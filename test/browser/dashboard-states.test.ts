@@ -22,7 +22,8 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type BrowserContextOptions, type Page, type WebSocketRoute } from "playwright-core";
+import { type Browser, type BrowserContext, type BrowserContextOptions, type Page, type WebSocketRoute } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Reading, ReportedState } from "../../party/protocol";
 import { Agent } from "../support/agent";
@@ -97,16 +98,10 @@ beforeAll(async () => {
   endpoint = await startEndpoint({ vars: { COMMAND_TIMEOUT_MS: String(COMMAND_TIMEOUT_MS) } });
   operator = new EndpointClient(endpoint.url, endpoint.adminToken);
   agentState = mkdtempSync(join(tmpdir(), "iot-browser-states-"));
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   await bounded(agent?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
   await endpoint?.close();

@@ -17,7 +17,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
+import { type Browser, type BrowserContext, type Page, type WebSocketRoute } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startAgent, type Agent } from "../support/agent";
 import { EndpointClient } from "../support/client";
@@ -117,26 +118,11 @@ beforeAll(async () => {
   operator = new EndpointClient(endpoint.url, endpoint.adminToken);
   viewerToken = endpoint.secrets().VIEWER_TOKEN!;
   agentState = mkdtempSync(join(tmpdir(), "iot-browser-agent-"));
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    // No sandbox (containers, root); and nothing that phones home on a machine with no internet.
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
   // Each step on its own, so one that fails or hangs never leaves Chromium or workerd running.
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   await bounded(device?.stop(), 15_000);
   await bounded(browser?.close(), 15_000);
   await endpoint?.close();

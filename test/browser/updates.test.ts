@@ -19,7 +19,8 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { type Browser, type BrowserContext, type Page } from "playwright-core";
+import { bounded, launchChromium } from "../support/browser";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { PING } from "../../party/protocol";
 import { EndpointClient, helloDevice, type SocketClient } from "../support/client";
@@ -76,16 +77,10 @@ beforeAll(async () => {
   await helloDevice(device, "s-browser-ota");
   // The room's heartbeat: a device that stays silent is taken for a half-open socket.
   pinger = setInterval(() => device?.send(PING), 1_000);
-  browser = await chromium.launch({
-    executablePath: "/usr/bin/chromium",
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
-  const bounded = (p: Promise<unknown> | undefined, ms: number) =>
-    Promise.race([Promise.resolve(p).catch(() => undefined), new Promise((r) => setTimeout(r, ms))]);
   clearInterval(pinger);
   device?.close();
   await bounded(browser?.close(), 15_000);
