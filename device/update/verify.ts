@@ -35,13 +35,5 @@ export async function artifactMismatch(path: string, release: Pick<SignedRelease
   return sha256 === release.sha256 ? null : `SHA-256 ${sha256.slice(0, 16)}…, the signed manifest says ${release.sha256.slice(0, 16)}…`;
 }
 
-/** MAJOR.MINOR.PATCH: > 0 when a is newer. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
+// The endpoint compares versions the same way (GET /iot/update): one function for both.
+export { compareVersions } from "../../party/version.ts";

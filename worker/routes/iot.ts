@@ -26,6 +26,7 @@ import { ApiError } from "../errors";
 import { rateLimit } from "../rate-limit";
 import { validate, validateJson } from "../validate";
 import { rolloutUpdate } from "./releases";
+import { compareVersions } from "../../party/version";
 
 
 const DeviceHeaders = z.object({
@@ -103,14 +104,3 @@ export const iot = new Hono<AuthEnv>()
       return c.json({ message: `POST loopback ${body.readings.length} readings`, ...result });
     },
   );
-
-/** Semver-ish MAJOR.MINOR.PATCH comparison: >0 when a is newer. */
-export function compareVersions(a: string, b: string): number {
-  const pa = a.split(".").map(Number);
-  const pb = b.split(".").map(Number);
-  for (let i = 0; i < 3; i++) {
-    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
-    if (d !== 0) return d;
-  }
-  return 0;
-}
