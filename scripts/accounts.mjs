@@ -11,13 +11,9 @@
 //
 //   --endpoint URL   (or IOT_ENDPOINT) default http://127.0.0.1:$PORT (8787), as `npm start` serves it
 //   ADMIN_TOKEN      an operator's token; default: ADMIN_TOKEN from .dev.vars (DEV_VARS), as npm start wrote it
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { parseDevVars } from "./lib/dev-vars.mjs";
+import { endpointUrl, fail, operatorApi, operatorToken } from "./lib/operator-api.mjs";
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const usage = `usage: npm run accounts -- list | add <name> --role operator|viewer | remove <name> | sessions | end-session <id> | audit [--limit N]
        [--endpoint URL] (default IOT_ENDPOINT, else http://127.0.0.1:$PORT); ADMIN_TOKEN from the environment or .dev.vars`;
 
@@ -41,8 +37,9 @@ if (args.values.help || !command) {
   process.exit(command ? 0 : 1);
 }
 
-const endpoint = (args.values.endpoint || process.env.IOT_ENDPOINT || `http://127.0.0.1:${process.env.PORT || "8787"}`).replace(/\/+$/, "");
-const token = process.env.ADMIN_TOKEN || adminTokenFromDevVars();
+const endpoint = endpointUrl(args.values.endpoint);
+const token = operatorToken("accounts");
+const api = operatorApi({ who: "accounts", endpoint, timeoutMs: 10_000, token: () => token });
 
 switch (command) {
   case "list": {
@@ -93,35 +90,4 @@ switch (command) {
   }
   default:
     fail(`unknown command ${command}\n${usage}`);
-}
-
-/** One API call as the operator; an error answer is printed as the endpoint worded it. */
-async function api(method, path, body) {
-  let res;
-  try {
-    res = await fetch(`${endpoint}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body ? { "content-type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(10_000),
-    });
-  } catch (err) {
-    fail(`accounts: cannot reach ${endpoint} (${err.cause?.code ?? err.cause?.message ?? err.message}); is it running (npm start)? --endpoint URL picks another`);
-  }
-  const json = await res.json().catch(() => null);
-  if (!res.ok) fail(`accounts: ${method} ${path}: ${res.status} ${json?.error?.message ?? "(no JSON answer: is this an IoT endpoint?)"}`);
-  return json;
-}
-
-function adminTokenFromDevVars() {
-  const file = resolve(root, process.env.DEV_VARS || ".dev.vars");
-  if (!existsSync(file)) fail(`accounts: set ADMIN_TOKEN (an operator's token), or run npm start once so ${file} exists`);
-  const token = parseDevVars(readFileSync(file, "utf8")).ADMIN_TOKEN;
-  if (!token) fail(`accounts: no ADMIN_TOKEN in ${file}; set ADMIN_TOKEN`);
-  return token;
-}
-
-function fail(message) {
-  console.error(message);
-  process.exit(1);
 }

@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { parseDevVars } from "./lib/dev-vars.mjs";
+import { endpointUrl, fail, operatorApi } from "./lib/operator-api.mjs";
 import { publicKeyOf, releaseKeyFile } from "./lib/release-key.mjs";
 import { packTarGz } from "../device/update/tar.ts";
 import { releaseSigningText } from "../party/protocol.ts";
@@ -68,7 +68,8 @@ if (o.help || (!command && !o.version)) {
   process.exit(o.help ? 0 : 1);
 }
 const keyFile = releaseKeyFile(o.key);
-const endpoint = (o.endpoint || process.env.IOT_ENDPOINT || `http://127.0.0.1:${process.env.PORT || "8787"}`).replace(/\/+$/, "");
+const endpoint = endpointUrl(o.endpoint);
+const api = operatorApi({ who: "release", endpoint, timeoutMs: 60_000 });
 
 switch (command) {
   case "keygen":
@@ -223,38 +224,4 @@ function walk(dir, base = dir) {
 
 function gitIgnored(path) {
   return spawnSync("git", ["check-ignore", "-q", path], { cwd: root }).status === 0;
-}
-
-/** One API call as the operator; an error answer is printed as the endpoint worded it. */
-/** A call as the operator: `body` JSON, or bytes sent as they are with `headers` saying what they are. */
-async function api(method, path, body, headers) {
-  const token = process.env.ADMIN_TOKEN || adminTokenFromDevVars();
-  const raw = body instanceof Uint8Array;
-  let res;
-  try {
-    res = await fetch(`${endpoint}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body !== undefined && !raw ? { "content-type": "application/json" } : {}), ...headers },
-      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
-      signal: AbortSignal.timeout(60_000),
-    });
-  } catch (err) {
-    fail(`release: cannot reach ${endpoint} (${err.cause?.code ?? err.cause?.message ?? err.message}); is it running (npm start)? --endpoint URL picks another`);
-  }
-  const json = await res.json().catch(() => null);
-  if (!res.ok) fail(`release: ${method} ${path}: ${res.status} ${json?.error?.message ?? "(no JSON answer: is this an IoT endpoint?)"}`);
-  return json;
-}
-
-function adminTokenFromDevVars() {
-  const file = resolve(root, process.env.DEV_VARS || ".dev.vars");
-  if (!existsSync(file)) fail(`release: set ADMIN_TOKEN (an operator's token), or run npm start once so ${file} exists`);
-  const token = parseDevVars(readFileSync(file, "utf8")).ADMIN_TOKEN;
-  if (!token) fail(`release: no ADMIN_TOKEN in ${file}; set ADMIN_TOKEN`);
-  return token;
-}
-
-function fail(message) {
-  console.error(message);
-  process.exit(1);
 }
