@@ -20,7 +20,6 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { Reading } from "../../party/protocol";
 import { parseDevVars } from "../../scripts/lib/dev-vars.mjs";
 import { startAgent, type Agent } from "../support/agent";
 import { EndpointClient, request, type SocketClient } from "../support/client";
@@ -80,15 +79,7 @@ async function healthy(timeoutMs = 120_000): Promise<void> {
   }, timeoutMs, 1_000);
 }
 
-async function allReadings(id: string): Promise<Reading[]> {
-  const out: Reading[] = [];
-  for (;;) {
-    const after = out.at(-1)?.seq ?? 0;
-    const { readings } = await client.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?after=${after}&limit=1000`);
-    out.push(...readings);
-    if (readings.length < 1000) return out;
-  }
-}
+const allReadings = (id: string) => client.allReadings(id);
 
 describe.skipIf(!engine.ok)(`the container (${engine.ok ? `Docker ${engine.version}` : "no engine"})`, () => {
   beforeAll(async () => {

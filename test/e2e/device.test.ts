@@ -49,15 +49,7 @@ function agent(): Agent {
   return a;
 }
 
-async function allReadings(id: string): Promise<Reading[]> {
-  const out: Reading[] = [];
-  for (;;) {
-    const after = out.at(-1)?.seq ?? 0;
-    const { readings } = await client.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?after=${after}&limit=1000`);
-    out.push(...readings);
-    if (readings.length < 1000) return out;
-  }
-}
+const allReadings = (id: string) => client.allReadings(id);
 
 describe("device agent end to end", () => {
   it("loses nothing across a 10 s endpoint outage, at most the memory-first bound at an agent kill -9, never a gap or a duplicate, and keeps the scale", async () => {

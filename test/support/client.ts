@@ -9,6 +9,7 @@
 import { request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { request as httpsRequest } from "node:https";
 import WebSocket from "ws";
+import type { Reading } from "../../party/protocol";
 
 export type SocketClient = {
   ws: WebSocket;
@@ -95,6 +96,17 @@ export class EndpointClient {
     const res = await this.admin(path);
     if (res.status !== 200) throw new Error(`GET ${path}: ${res.status} ${res.text}`);
     return res.json<T>();
+  }
+
+  /** Every reading the device's room keeps, in seq order, paged 1,000 at a time. */
+  async allReadings(id: string): Promise<Reading[]> {
+    const out: Reading[] = [];
+    for (;;) {
+      const after = out.at(-1)?.seq ?? 0;
+      const { readings } = await this.json<{ readings: Reading[] }>(`/api/devices/${id}/readings?after=${after}&limit=1000`);
+      out.push(...readings);
+      if (readings.length < 1000) return out;
+    }
   }
 
   async device(id: string, path: string, opts: RequestOptions = {}): Promise<Reply> {
